@@ -1,0 +1,1 @@
+"""Loader plugins: one module per backend (``file``, ``http``, ``s3``)."""

@@ -1,0 +1,1 @@
+"""Result storage plugins: one module per backend."""

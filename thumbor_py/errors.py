@@ -1,0 +1,106 @@
+"""One exception hierarchy for thumbor-py; HTTP-facing classes carry a ``status``.
+
+::
+
+    ThumborPyError
+    ├── ConfigError                     start-up only, never an HTTP answer
+    └── HttpError (status)
+        ├── BadRequestError             400
+        │   ├── UrlParseError           the path does not parse
+        │   ├── SignatureError          missing, both, or wrong signature; unsafe when disabled
+        │   ├── SourceForbiddenError    allowlist, SSRF guard, path escapes the root
+        │   ├── SourceTooLargeError     over ``imaging.max_source_bytes``
+        │   ├── ImageDecodeError        not an image, or undecodable
+        │   ├── ImageTooLargeError      over ``max_pixels`` / ``max_output_pixels``
+        │   └── FilterArgumentError     a filter argument refused in strict mode
+        ├── SourceNotFoundError         404
+        ├── UpstreamError               502
+        ├── UpstreamTimeoutError        504
+        └── OverloadedError             503, with ``Retry-After``
+
+The error middleware in ``app.py`` is the only place that turns these into responses.
+"""
+
+from __future__ import annotations
+
+
+class ThumborPyError(Exception):
+    """Base class of every error thumbor-py raises on purpose."""
+
+
+class ConfigError(ThumborPyError):
+    """The configuration is invalid; the message names the YAML key path."""
+
+
+class HttpError(ThumborPyError):
+    """An error answered with ``status`` and a one-line plain-text reason."""
+
+    status: int = 500
+
+    @property
+    def reason(self) -> str:
+        """The one-line reason sent in the response body."""
+        text = str(self) or type(self).__name__
+        return " ".join(text.split())
+
+
+class BadRequestError(HttpError):
+    """The request cannot be served as asked (400)."""
+
+    status = 400
+
+
+class UrlParseError(BadRequestError):
+    """The path is not a Thumbor URL."""
+
+
+class SignatureError(BadRequestError):
+    """The URL is not signed as required."""
+
+
+class SourceForbiddenError(BadRequestError):
+    """The source is not allowed (allowlist, private address, path outside the root)."""
+
+
+class SourceTooLargeError(BadRequestError):
+    """The source is over the configured byte limit."""
+
+
+class ImageDecodeError(BadRequestError):
+    """The source is not an image this server can decode."""
+
+
+class ImageTooLargeError(BadRequestError):
+    """The source or the requested output is over a pixel limit."""
+
+
+class FilterArgumentError(BadRequestError):
+    """A filter's arguments do not parse (only raised in strict mode)."""
+
+
+class SourceNotFoundError(HttpError):
+    """The source does not exist (404)."""
+
+    status = 404
+
+
+class UpstreamError(HttpError):
+    """The upstream answered with an error or a broken response (502)."""
+
+    status = 502
+
+
+class UpstreamTimeoutError(HttpError):
+    """The upstream did not answer in time, or its name did not resolve (504)."""
+
+    status = 504
+
+
+class OverloadedError(HttpError):
+    """The render queue is full (503); the client should retry later."""
+
+    status = 503
+
+    def __init__(self, message: str = "server overloaded, retry later", retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,1 @@
+"""Synchronous Pillow code: geometry, formats, transforms and filters."""

@@ -1,0 +1,220 @@
+"""Pure crop and resize math, computed the way Thumbor computes it (no pixels here)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from thumbor_py.url import Crop, Dimension, Halign, Valign
+
+_ALIGN = {"left": 0.0, "center": 0.5, "right": 1.0, "top": 0.0, "middle": 0.5, "bottom": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A crop box in pixels: left and top inclusive, right and bottom exclusive."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height of the box."""
+        return self.right - self.left, self.bottom - self.top
+
+
+@dataclass(frozen=True, slots=True)
+class FocalPoint:
+    """A point of interest; detected faces weigh by area, alignment points weigh 1."""
+
+    x: float
+    y: float
+    weight: float = 1.0
+    width: int = 1
+    height: int = 1
+    origin: str = "alignment"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResizeRequest:
+    """The geometry part of a request, after filters had their say."""
+
+    width: Dimension = 0
+    height: Dimension = 0
+    fit_in: bool = False
+    adaptive: bool = False
+    full: bool = False
+    halign: Halign = "center"
+    valign: Valign = "middle"
+    stretch: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """What to do to an image of a given size: auto crop, then resize to ``resize``."""
+
+    target: tuple[float, float]
+    focal_points: tuple[FocalPoint, ...]
+    auto_crop: Box | None = None
+    resize: tuple[int, int] | None = None
+    # The resize as Thumbor reports it in meta/ (floats where it keeps floats).
+    reported_resize: tuple[float, float] | None = None
+
+
+def manual_crop_box(crop: Crop | None, size: tuple[int, int]) -> Box | None:
+    """The URL's ``AxB:CxD`` crop clamped into the image, or None when empty (as Thumbor)."""
+    if crop is None:
+        return None
+    width, height = size
+    left, right = (min(max(v, 0), width) for v in (crop.left, crop.right))
+    top, bottom = (min(max(v, 0), height) for v in (crop.top, crop.bottom))
+    if left >= right or top >= bottom:
+        return None
+    return Box(left, top, right, bottom)
+
+
+def proportional(value: float, numerator: int, denominator: int) -> float:
+    """``round(value * numerator / denominator)`` as Thumbor's engine computes it."""
+    return float(round(float(value) * numerator / denominator, 0))
+
+
+def target_dimensions(request: ResizeRequest, size: tuple[int, int]) -> tuple[float, float]:
+    """Requested width and height, with 0 meaning proportional and ``orig`` the source."""
+    width, height = size
+    if not request.width and not request.height:
+        return float(width), float(height)
+    if request.width == "orig":
+        target_w = float(width)
+    elif request.width:
+        target_w = float(request.width)
+    else:
+        target_w = proportional(_numeric(request.height, height), width, height)
+    if request.height == "orig":
+        target_h = float(height)
+    elif request.height:
+        target_h = float(request.height)
+    else:
+        target_h = proportional(_numeric(request.width, width), height, width)
+    return target_w, target_h
+
+
+def _numeric(value: Dimension, orig: int) -> int:
+    return orig if value == "orig" else value
+
+
+def alignment_point(halign: Halign, valign: Valign, size: tuple[int, int]) -> FocalPoint:
+    """The focal point implied by the URL's alignment (Thumbor truncates to whole pixels)."""
+    return FocalPoint(float(int(size[0] * _ALIGN[halign])), float(int(size[1] * _ALIGN[valign])))
+
+
+def center_of_mass(points: Sequence[FocalPoint]) -> tuple[float, float]:
+    """Weighted centre of the focal points, floored as Thumbor does."""
+    total = sum(p.weight for p in points)
+    x = sum(p.x * p.weight for p in points) // total
+    y = sum(p.y * p.weight for p in points) // total
+    return x, y
+
+
+def auto_crop_box(
+    size: tuple[int, int], target: tuple[float, float], focus: tuple[float, float]
+) -> Box | None:
+    """Crop to the target's aspect ratio around ``focus``; None when the ratios already match."""
+    width, height = size
+    target_w = target[0] or 1
+    target_h = target[1] or 1
+    if round(width / height, 2) == round(target_w / target_h, 2):
+        return None
+    if target[0] / width > target[1] / height:
+        crop_w = width
+        crop_h = int(round(width * target[1] / target_w, 0))
+    else:
+        crop_w = int(round(math.ceil(target[0] * height / target_h), 0))
+        crop_h = height
+    left = int(round(min(max(focus[0] - crop_w / 2, 0.0), width - crop_w)))
+    top = int(round(min(max(focus[1] - crop_h / 2, 0.0), height - crop_h)))
+    return Box(left, top, min(left + crop_w, width), min(top + crop_h, height))
+
+
+def fit_in_size(
+    request: ResizeRequest, size: tuple[int, int], target: tuple[float, float]
+) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """The (possibly swapped) target and the size to resize to for ``fit-in`` variants."""
+    width, height = size
+    target_w, target_h = target
+    if request.adaptive and (
+        (width < height and target_w > target_h) or (width > height and target_w < target_h)
+    ):
+        target_w, target_h = target_h, target_w
+    if not request.full and target_w >= width and target_h >= height:
+        return (target_w, target_h), None
+    sign = -1 if request.full else 1
+    if width / (target_w or 1) * sign >= height / (target_h or 1) * sign:
+        resize = (target_w, float(round(height * target_w / width + 1e-5)))
+    else:
+        resize = (float(round(width * target_h / height + 1e-5)), target_h)
+    return (target_w, target_h), resize
+
+
+def _pixels(value: float) -> int:
+    return max(int(value), 1)
+
+
+def plan(
+    request: ResizeRequest, size: tuple[int, int], focal_points: Sequence[FocalPoint] = ()
+) -> Plan:
+    """Thumbor's image operations for an image of ``size`` (after trim and manual crop)."""
+    target = target_dimensions(request, size)
+    points = tuple(focal_points) or (alignment_point(request.halign, request.valign, size),)
+    if request.fit_in:
+        swapped, fit = fit_in_size(request, size, target)
+        if fit is None:
+            return Plan(target=swapped, focal_points=points)
+        resize = (_pixels(fit[0]), _pixels(fit[1]))
+        return Plan(target=swapped, focal_points=points, resize=resize, reported_resize=fit)
+    box = None
+    cropped = size
+    if not request.stretch:
+        box = auto_crop_box(size, target, center_of_mass(points))
+        cropped = box.size if box else size
+    if target == (float(cropped[0]), float(cropped[1])):
+        return Plan(target=target, focal_points=points, auto_crop=box)
+    resize = (_pixels(target[0] or 1), _pixels(target[1] or 1))
+    reported = (target[0] or 1, target[1] or 1)
+    return Plan(
+        target=target, focal_points=points, auto_crop=box, resize=resize, reported_resize=reported
+    )
+
+
+def output_size(request: ResizeRequest, size: tuple[int, int]) -> tuple[int, int]:
+    """The size the plan produces, for limit checks before any pixel is touched."""
+    result = plan(request, size)
+    if result.resize is not None:
+        return result.resize
+    return result.auto_crop.size if result.auto_crop else size
+
+
+def clamp_to_max(value: Dimension, maximum: int) -> Dimension:
+    """Thumbor's ``MAX_WIDTH``/``MAX_HEIGHT`` clamp of a requested dimension (0 = off)."""
+    if maximum and isinstance(value, int) and value > maximum:
+        return maximum
+    return value
+
+
+def normalize_size(size: tuple[int, int], max_width: int, max_height: int) -> tuple[int, int] | None:
+    """The size Thumbor shrinks an oversized source to before anything else, or None."""
+    width, height = size
+    width_diff = width - max_width
+    height_diff = height - max_height
+    if max_width and width > max_width and width_diff > height_diff:
+        return max_width, int(proportional(max_width, height, width))
+    if max_height and height > max_height and height_diff > width_diff:
+        return int(proportional(max_height, width, height)), max_height
+    return None
+
+
+def scale_crop(crop: Crop, scale: float) -> Crop:
+    """A manual crop given in original pixels, expressed in a resized source's pixels."""
+    return Crop(*(int(round(v * scale)) for v in (crop.left, crop.top, crop.right, crop.bottom)))

@@ -1,0 +1,122 @@
+"""Extension points as Protocols, the values they exchange, and the resolver that builds them.
+
+A plugin is a class with a nested frozen ``Settings`` dataclass (its YAML ``settings:``
+section) and a constructor ``__init__(self, settings, context: PluginContext)``. Built-in
+plugins are named by alias (``file``); anything else by ``module:Class``. Resolution happens
+once at start-up; any failure is a :class:`ConfigError` naming the YAML key.
+
+Plugins holding long-lived clients also implement :class:`Lifecycle`: ``start`` runs once per
+process before the first request and ``aclose`` once at shutdown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from thumbor_py.config import PluginConfig, build
+from thumbor_py.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An original image as a loader returns it."""
+
+    data: bytes
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PluginContext:
+    """What the server shares with every plugin: limits and an executor for blocking calls."""
+
+    max_source_bytes: int
+    executor: Executor | None = None
+
+
+@runtime_checkable
+class Loader(Protocol):
+    """Fetches an original image.
+
+    ``load`` returns a :class:`Source` or raises one of ``SourceNotFoundError`` (404),
+    ``SourceForbiddenError`` (400), ``SourceTooLargeError`` (400), ``UpstreamError`` (502)
+    or ``UpstreamTimeoutError`` (504). It never returns an error value. Blocking work (file
+    reads, SDK calls) must run off the event loop.
+    """
+
+    async def load(self, source: str) -> Source:
+        """Load ``source`` (the image part of the URL, percent-decoded once)."""
+        ...
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Optional: set up and tear down long-lived clients once per process."""
+
+    async def start(self) -> None:
+        """Create clients; called before the first request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close clients; called once at shutdown."""
+        ...
+
+
+ALIASES: Mapping[str, Mapping[str, str]] = {
+    "loader": {
+        "file": "loaders.file:FileLoader",
+    },
+}
+
+P = TypeVar("P")
+
+
+def resolve_class(spec: str, kind: str, key: str) -> type[Any]:
+    """Import the class named by an alias or ``module:Class``; ``key`` is the YAML key path."""
+    target = ALIASES.get(kind, {}).get(spec, spec)
+    module_name, colon, attr = target.partition(":")
+    if not colon or not module_name or not attr:
+        known = ", ".join(sorted(ALIASES.get(kind, {}))) or "none"
+        raise ConfigError(
+            f"{key}: {spec!r} is neither a known {kind} alias ({known}) nor a module:Class path"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{key}: cannot import module {module_name!r}: {exc}") from exc
+    try:
+        cls = getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigError(f"{key}: module {module_name!r} has no attribute {attr!r}") from exc
+    if not isinstance(cls, type):
+        raise ConfigError(f"{key}: {target!r} is not a class")
+    return cls
+
+
+def create_plugin(
+    config: PluginConfig, protocol: type[P], kind: str, key: str, context: PluginContext
+) -> P:
+    """Build the plugin ``config`` names and check it satisfies ``protocol``."""
+    if not config.use:
+        raise ConfigError(f"{key}.use: required")
+    cls = resolve_class(config.use, kind, f"{key}.use")
+    settings_cls = getattr(cls, "Settings", None)
+    if settings_cls is None or not dataclasses.is_dataclass(settings_cls):
+        raise ConfigError(f"{key}.use: {config.use!r} has no Settings dataclass")
+    settings = build(settings_cls, config.settings, f"{key}.settings")
+    try:
+        plugin = cls(settings, context)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, OSError) as exc:
+        raise ConfigError(f"{key}: cannot create {config.use!r}: {exc}") from exc
+    if not isinstance(plugin, protocol):  # type: ignore[misc]
+        raise ConfigError(f"{key}.use: {config.use!r} does not implement {protocol.__name__}")
+    return plugin

@@ -1,0 +1,88 @@
+"""Run the server: one process, or N pre-forked processes sharing one listening socket.
+
+Each process runs its own event loop and render threads, so CPU-bound renders use every core
+without the GIL in the way; the kernel spreads connections over the processes' ``accept``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from types import FrameType
+
+from aiohttp import web
+
+from thumbor_py.app import create_app
+from thumbor_py.config import Config
+
+log = logging.getLogger("thumbor_py.server")
+
+
+def worker_count(config: Config) -> int:
+    """``server.workers``, with 0 meaning one per CPU available to this process."""
+    if config.server.workers > 0:
+        return config.server.workers
+    return max(len(os.sched_getaffinity(0)), 1)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, created before forking so every worker shares it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(config: Config, sock: socket.socket) -> None:
+    web.run_app(
+        create_app(config),
+        sock=sock,
+        access_log=log if config.server.access_log else None,
+        print=None,
+        handle_signals=True,
+        shutdown_timeout=config.server.request_timeout,
+    )
+
+
+def serve(config: Config) -> None:
+    """Serve until SIGINT or SIGTERM; with several workers, supervise them."""
+    create_app(config)  # resolve plugins and fail fast, before binding or forking
+    sock = bind_socket(config.server.host, config.server.port)
+    count = worker_count(config)
+    if count == 1:
+        _serve(config, sock)
+        return
+    children: list[int] = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _serve(config, sock)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    sock.close()
+    _supervise(children)
+
+
+def _supervise(children: list[int]) -> None:
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for pid in children:
+        _, code = os.waitpid(pid, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    sys.exit(max(status, 0))
