@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -16,8 +17,10 @@ from thumbor_py.config import Config
 from thumbor_py.errors import HttpError, OverloadedError
 from thumbor_py.imaging.filters import build_registry
 from thumbor_py.imaging.transform import Rendered, Renderer
+from thumbor_py.negotiation import negotiate
 from thumbor_py.pipeline import Pipeline
-from thumbor_py.plugins import Lifecycle, Loader, PluginContext, create_plugin
+from thumbor_py.plugins import Lifecycle, Loader, PluginContext
+from thumbor_py.routing import build_loader
 
 log = logging.getLogger("thumbor_py")
 
@@ -39,7 +42,7 @@ def create_app(config: Config) -> web.Application:
         max_workers=config.server.render_threads, thread_name_prefix="thumbor-py-render"
     )
     context = PluginContext(max_source_bytes=config.imaging.max_source_bytes, executor=executor)
-    loader = create_plugin(config.loader, Loader, "loader", "loader", context)  # type: ignore[type-abstract]
+    loader = build_loader(config, context)
     renderer = Renderer(config.imaging, build_registry())
     app[LOADER_KEY] = loader
     app[PIPELINE_KEY] = Pipeline(
@@ -65,7 +68,8 @@ def _lifecycle(
         finally:
             if isinstance(loader, Lifecycle):
                 await loader.aclose()
-            executor.shutdown(wait=True, cancel_futures=True)
+            # Joining the render threads blocks: do it off the loop.
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
     return lifecycle
 
@@ -83,11 +87,14 @@ async def image(request: web.Request) -> web.StreamResponse:
     signing.verify(
         parsed, raw_path, keys=config.signing_keys, allow_unsafe=config.security.allow_unsafe
     )
-    rendered = await request.app[PIPELINE_KEY].process(parsed)
-    return _respond(request, config, rendered)
+    negotiated = negotiate(parsed, request.headers.get("Accept"), config.imaging)
+    rendered = await request.app[PIPELINE_KEY].process(parsed, negotiated.format_class)
+    return _respond(request, config, rendered, vary=negotiated.varies)
 
 
-def _respond(request: web.Request, config: Config, rendered: Rendered) -> web.Response:
+def _respond(
+    request: web.Request, config: Config, rendered: Rendered, *, vary: bool
+) -> web.Response:
     body = rendered.data
     content_type = rendered.content_type
     callback = request.query.get("callback")
@@ -95,6 +102,8 @@ def _respond(request: web.Request, config: Config, rendered: Rendered) -> web.Re
         body = f"{callback}(".encode() + body + b");"
         content_type = "text/javascript"
     headers = {"Content-Type": content_type}
+    if vary:
+        headers["Vary"] = "Accept"
     max_age = config.http.max_age if rendered.max_age is None else rendered.max_age
     if max_age > 0:
         headers["Cache-Control"] = f"public, max-age={max_age}"
@@ -125,7 +134,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except HttpError as exc:
         response = _error_response(request, exc)
-        log.info("%s %s -> %d %s [%s]", request.method, request.path, exc.status, exc.reason, request_id)
+        log.info(
+            "%s %s -> %d %s [%s]", request.method, request.path, exc.status, exc.reason, request_id
+        )
     except web.HTTPException as exc:
         response = web.Response(
             status=exc.status, text=exc.reason, headers={"Cache-Control": "no-store"}

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from thumbor_py.signing import signed_path
-from thumbor_py.url import Crop, Halign, ImageRequest, Trim, TrimCorner, Valign, parse_filters
+from thumbor_py.url import (
+    Crop,
+    Dimension,
+    Halign,
+    ImageRequest,
+    Trim,
+    TrimCorner,
+    Valign,
+    parse_filters,
+)
 
 # Characters left as they are in the image part: path punctuation Thumbor sources use.
 _IMAGE_SAFE = "/:@!$&'()*+,;=-._~"
@@ -62,7 +71,7 @@ def build_url(
     return signed_path(key, request.path)
 
 
-def _dimension(value: int | str) -> int | str:
+def _dimension(value: int | str) -> Dimension:
     if value == "orig":
         return "orig"
     number = int(value)

@@ -79,9 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     if overrides:
-        config = dataclasses.replace(
-            config, server=dataclasses.replace(config.server, **overrides)
-        )
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     _print_banner(config)
     server.serve(config)

@@ -21,10 +21,9 @@ import yaml
 from thumbor_py.errors import ConfigError
 
 ENV_PREFIX = "THUMBOR_PY_"
-_frozen = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
     """``server``: where to listen and how many processes and threads render."""
 
@@ -37,7 +36,7 @@ class ServerConfig:
     access_log: bool = True
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class SecurityConfig:
     """``security``: URL signing."""
 
@@ -46,7 +45,7 @@ class SecurityConfig:
     allow_unsafe: bool = False
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class PluginConfig:
     """A plugin: ``use`` is an alias (``file``) or ``module:Class``; ``settings`` is its own."""
 
@@ -56,7 +55,7 @@ class PluginConfig:
     )
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RouteConfig:
     """``routes[]``: sources starting with ``prefix`` go to ``loader``."""
 
@@ -64,7 +63,7 @@ class RouteConfig:
     loader: PluginConfig
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ImagingConfig:
     """``imaging``: quality, limits and the image options that apply to every request."""
 
@@ -79,12 +78,13 @@ class ImagingConfig:
     progressive_jpeg: bool = True
     auto_webp: bool = False
     auto_avif: bool = False
+    auto_jpg: bool = False
     auto_png_to_jpg: bool = False
     filters: tuple[str, ...] | None = None
     detectors: tuple[str, ...] = ("face", "feature")
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HttpConfig:
     """``http``: response headers."""
 
@@ -93,7 +93,7 @@ class HttpConfig:
     etags: bool = True
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole configuration."""
 
@@ -189,7 +189,7 @@ def build(cls: type[T], data: object, path: str) -> T:
     return cls(**values)
 
 
-def _coerce(tp: Any, value: object, path: str) -> object:  # noqa: C901 - one branch per type form
+def _coerce(tp: Any, value: object, path: str) -> object:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return build(tp, value, path)  # type: ignore[arg-type]
@@ -254,7 +254,9 @@ def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> dict[str, obj
     """Overlay ``THUMBOR_PY_<SECTION>_<KEY>`` variables onto scalar fields of each section."""
     hints = typing.get_type_hints(Config)
     for section, section_type in hints.items():
-        if not dataclasses.is_dataclass(section_type) or section_type is PluginConfig:
+        if not isinstance(section_type, type) or not dataclasses.is_dataclass(section_type):
+            continue
+        if issubclass(section_type, PluginConfig):
             continue
         for field in dataclasses.fields(section_type):
             name = f"{ENV_PREFIX}{section}_{field.name}".upper()

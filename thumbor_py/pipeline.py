@@ -33,7 +33,7 @@ class Pipeline:
         """Requests admitted and not yet finished (loading, queued or rendering)."""
         return self._pending
 
-    async def process(self, request: ImageRequest) -> Rendered:
+    async def process(self, request: ImageRequest, format_class: str = "default") -> Rendered:
         """Render ``request``; raise an ``HttpError`` subclass on any refusal."""
         self._renderer.check_request(request)
         if self._pending >= self._max_pending:
@@ -43,7 +43,7 @@ class Pipeline:
             source = await self._loader.load(request.source)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                self._executor, self._renderer.render, source.data, request
+                self._executor, self._renderer.render, source.data, request, format_class
             )
         finally:
             self._pending -= 1

@@ -108,7 +108,7 @@ def create_plugin(
         raise ConfigError(f"{key}.use: required")
     cls = resolve_class(config.use, kind, f"{key}.use")
     settings_cls = getattr(cls, "Settings", None)
-    if settings_cls is None or not dataclasses.is_dataclass(settings_cls):
+    if not isinstance(settings_cls, type) or not dataclasses.is_dataclass(settings_cls):
         raise ConfigError(f"{key}.use: {config.use!r} has no Settings dataclass")
     settings = build(settings_cls, config.settings, f"{key}.settings")
     try:

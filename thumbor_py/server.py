@@ -6,6 +6,7 @@ without the GIL in the way; the kernel spreads connections over the processes' `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -74,10 +75,8 @@ def serve(config: Config) -> None:
 def _supervise(children: list[int]) -> None:
     def forward(signum: int, _frame: FrameType | None) -> None:
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from thumbor_py.errors import UrlParseError
@@ -108,19 +108,21 @@ class ImageRequest:
     @property
     def path(self) -> str:
         """The canonical path after the signature segment: what a signature signs."""
-        return "/".join(self.option_segments() + [self.image])
+        return "/".join([*self.option_segments(), self.image])
 
     def option_segments(self) -> list[str]:
         """The canonical option segments, in Thumbor's order."""
+        parts = [name for name, on in (("debug", self.debug), ("meta", self.meta)) if on]
+        parts += [str(item) for item in (self.trim, self.crop) if item is not None]
+        parts += self._geometry_segments()
+        if self.smart:
+            parts.append("smart")
+        if self.filters:
+            parts.append(_FILTERS_PREFIX + ":".join(str(f) for f in self.filters))
+        return parts
+
+    def _geometry_segments(self) -> list[str]:
         parts: list[str] = []
-        if self.debug:
-            parts.append("debug")
-        if self.meta:
-            parts.append("meta")
-        if self.trim is not None:
-            parts.append(str(self.trim))
-        if self.crop is not None:
-            parts.append(str(self.crop))
         if self.fit_in:
             parts.append(
                 ("adaptive-" if self.adaptive else "") + ("full-" if self.full else "") + "fit-in"
@@ -133,10 +135,6 @@ class ImageRequest:
             parts.append(self.halign)
         if self.valign != "middle":
             parts.append(self.valign)
-        if self.smart:
-            parts.append("smart")
-        if self.filters:
-            parts.append(_FILTERS_PREFIX + ":".join(str(f) for f in self.filters))
         return parts
 
     def filter_names(self) -> set[str]:
@@ -176,24 +174,24 @@ def split_signed_path(raw_path: str) -> tuple[str, str]:
     return first, rest
 
 
-_Stage = Callable[[str, dict[str, object]], bool]
+_Stage = Callable[[str, dict[str, Any]], bool]
 
 
-def _stage_debug(seg: str, out: dict[str, object]) -> bool:
+def _stage_debug(seg: str, out: dict[str, Any]) -> bool:
     if seg != "debug":
         return False
     out["debug"] = True
     return True
 
 
-def _stage_meta(seg: str, out: dict[str, object]) -> bool:
+def _stage_meta(seg: str, out: dict[str, Any]) -> bool:
     if seg != "meta":
         return False
     out["meta"] = True
     return True
 
 
-def _stage_trim(seg: str, out: dict[str, object]) -> bool:
+def _stage_trim(seg: str, out: dict[str, Any]) -> bool:
     match = _TRIM.fullmatch(seg)
     if not match:
         return False
@@ -205,7 +203,7 @@ def _stage_trim(seg: str, out: dict[str, object]) -> bool:
     return True
 
 
-def _stage_crop(seg: str, out: dict[str, object]) -> bool:
+def _stage_crop(seg: str, out: dict[str, Any]) -> bool:
     match = _CROP.fullmatch(seg)
     if not match:
         return False
@@ -215,7 +213,7 @@ def _stage_crop(seg: str, out: dict[str, object]) -> bool:
     return True
 
 
-def _stage_fit_in(seg: str, out: dict[str, object]) -> bool:
+def _stage_fit_in(seg: str, out: dict[str, Any]) -> bool:
     match = _FIT_IN.fullmatch(seg)
     if not match:
         return False
@@ -229,7 +227,7 @@ def _dimension(text: str | None) -> Dimension:
     return int(text) if text else 0
 
 
-def _stage_size(seg: str, out: dict[str, object]) -> bool:
+def _stage_size(seg: str, out: dict[str, Any]) -> bool:
     match = _SIZE.fullmatch(seg)
     if not match:
         return False
@@ -243,21 +241,21 @@ def _stage_size(seg: str, out: dict[str, object]) -> bool:
     return True
 
 
-def _stage_halign(seg: str, out: dict[str, object]) -> bool:
+def _stage_halign(seg: str, out: dict[str, Any]) -> bool:
     if seg not in _HALIGN:
         return False
     out["halign"] = seg
     return True
 
 
-def _stage_valign(seg: str, out: dict[str, object]) -> bool:
+def _stage_valign(seg: str, out: dict[str, Any]) -> bool:
     if seg not in _VALIGN:
         return False
     out["valign"] = seg
     return True
 
 
-def _stage_smart(seg: str, out: dict[str, object]) -> bool:
+def _stage_smart(seg: str, out: dict[str, Any]) -> bool:
     if seg != "smart":
         return False
     out["smart"] = True
@@ -277,10 +275,10 @@ _STAGES: tuple[_Stage, ...] = (
 )
 
 
-def _parse_options(rest: str) -> tuple[dict[str, object], str]:
+def _parse_options(rest: str) -> tuple[dict[str, Any], str]:
     """Consume option segments in order; return the options and the image part."""
-    out: dict[str, object] = {}
-    consumed: list[tuple[int, dict[str, object]]] = []
+    out: dict[str, Any] = {}
+    consumed: list[tuple[int, dict[str, Any]]] = []
     pos = 0
     for stage in _STAGES:
         end = rest.find("/", pos)
@@ -301,7 +299,7 @@ def _parse_options(rest: str) -> tuple[dict[str, object], str]:
 
 
 def _parse_filters(
-    rest: str, pos: int, out: dict[str, object], consumed: list[tuple[int, dict[str, object]]]
+    rest: str, pos: int, out: dict[str, Any], consumed: list[tuple[int, dict[str, Any]]]
 ) -> int:
     if not rest.startswith(_FILTERS_PREFIX, pos):
         return pos

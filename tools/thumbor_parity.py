@@ -603,7 +603,8 @@ def alpha_range(img: Image.Image) -> list[int] | None:
     if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
         return None
     extrema = img.convert("RGBA").getchannel("A").getextrema()
-    assert isinstance(extrema[0], int) and isinstance(extrema[1], int)
+    assert isinstance(extrema[0], int)
+    assert isinstance(extrema[1], int)
     return [extrema[0], extrema[1]]
 
 

@@ -51,7 +51,11 @@ def open_image(data: bytes, *, max_pixels: int, respect_orientation: bool) -> Op
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             frames = getattr(image, "n_frames", 1)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise ImageDecodeError(_decode_reason(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError("source is not a decodable image") from exc
@@ -60,8 +64,7 @@ def open_image(data: bytes, *, max_pixels: int, respect_orientation: bool) -> Op
         raise ImageDecodeError("source image has no pixels")
     if width * height * frames > max_pixels:
         raise ImageTooLargeError(
-            f"source is {width}x{height} with {frames} frame(s), over the "
-            f"{max_pixels}-pixel limit"
+            f"source is {width}x{height} with {frames} frame(s), over the {max_pixels}-pixel limit"
         )
     orientation = _orientation(image) if respect_orientation else 1
     oriented = (height, width) if orientation in _SWAPPED_ORIENTATIONS else (width, height)
@@ -152,7 +155,9 @@ def _convert_for(image: Image.Image, fmt: str) -> Image.Image:
         # Like Thumbor: alpha is dropped, not composited (background_color() composites).
         return image if mode == "RGB" else image.convert("RGB")
     if fmt == "GIF":
-        return image if mode in ("P", "L") else image.convert("RGBA" if _has_alpha(image) else "RGB")
+        return (
+            image if mode in ("P", "L") else image.convert("RGBA" if _has_alpha(image) else "RGB")
+        )
     if fmt in ("PNG", "WEBP", "AVIF"):
         if mode in ("RGB", "RGBA", "L", "LA") or (mode == "P" and fmt == "PNG"):
             return image

@@ -133,8 +133,8 @@ def auto_crop_box(
     else:
         crop_w = int(round(math.ceil(target[0] * height / target_h), 0))
         crop_h = height
-    left = int(round(min(max(focus[0] - crop_w / 2, 0.0), width - crop_w)))
-    top = int(round(min(max(focus[1] - crop_h / 2, 0.0), height - crop_h)))
+    left = round(min(max(focus[0] - crop_w / 2, 0.0), width - crop_w))
+    top = round(min(max(focus[1] - crop_h / 2, 0.0), height - crop_h))
     return Box(left, top, min(left + crop_w, width), min(top + crop_h, height))
 
 
@@ -203,7 +203,9 @@ def clamp_to_max(value: Dimension, maximum: int) -> Dimension:
     return value
 
 
-def normalize_size(size: tuple[int, int], max_width: int, max_height: int) -> tuple[int, int] | None:
+def normalize_size(
+    size: tuple[int, int], max_width: int, max_height: int
+) -> tuple[int, int] | None:
     """The size Thumbor shrinks an oversized source to before anything else, or None."""
     width, height = size
     width_diff = width - max_width
@@ -217,4 +219,4 @@ def normalize_size(size: tuple[int, int], max_width: int, max_height: int) -> tu
 
 def scale_crop(crop: Crop, scale: float) -> Crop:
     """A manual crop given in original pixels, expressed in a resized source's pixels."""
-    return Crop(*(int(round(v * scale)) for v in (crop.left, crop.top, crop.right, crop.bottom)))
+    return Crop(*(round(v * scale) for v in (crop.left, crop.top, crop.right, crop.bottom)))

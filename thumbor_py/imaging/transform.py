@@ -50,7 +50,13 @@ class _Operations:
 
     def crop(self, box: Box) -> None:
         self.items.append(
-            {"type": "crop", "left": box.left, "top": box.top, "right": box.right, "bottom": box.bottom}
+            {
+                "type": "crop",
+                "left": box.left,
+                "top": box.top,
+                "right": box.right,
+                "bottom": box.bottom,
+            }
         )
 
     def resize(self, size: tuple[float, float]) -> None:
@@ -85,8 +91,13 @@ class Renderer:
                 f"requested output {size[0]}x{size[1]} is over the {limit}-pixel limit"
             )
 
-    def render(self, data: bytes, request: ImageRequest) -> Rendered:
-        """Render ``request`` from the source bytes ``data``."""
+    def render(self, data: bytes, request: ImageRequest, format_class: str = "default") -> Rendered:
+        """Render ``request`` from the source bytes ``data``.
+
+        ``format_class`` comes from :mod:`thumbor_py.negotiation`: ``default`` keeps the
+        source's format (or the URL's ``format()``); ``webp``/``avif``/``jpeg`` are what the
+        client's ``Accept`` allowed and the configuration asked for.
+        """
         config = self._config
         bound = flt.bind(
             request.filters, registry=self._registry, allowed=self._allowed, strict=self._strict
@@ -118,7 +129,7 @@ class Renderer:
         assert image is not None
         state.image = _finish(image, layout, request, state)
         flt.run_phase(bound, "post_transform", state)
-        return _encode(state, opened)
+        return _encode(state, opened, format_class)
 
 
 def _geometry(request: ImageRequest, config: ImagingConfig) -> ResizeRequest:
@@ -150,16 +161,23 @@ def _layout(
     state: flt.RenderState,
     size: tuple[int, int],
     config: ImagingConfig,
-    crop: Crop | None | bool = False,
+    trimmed_crop: Crop | None = None,
+    *,
+    trimmed: bool = False,
 ) -> _Layout:
-    """The crops and resize for an upright image of ``size`` (before any trim)."""
-    normalized = geometry.normalize_size(size, config.max_width, config.max_height)
+    """The crops and resize for an upright image of ``size``.
+
+    After a trim, ``size`` is the trimmed image and ``trimmed_crop`` the URL's crop already
+    moved into its coordinates; the max-size normalisation happened before the trim.
+    """
+    normalized = None
+    if not trimmed:
+        normalized = geometry.normalize_size(size, config.max_width, config.max_height)
     work_size = normalized or size
-    if crop is False:
-        crop = request.crop
-        if normalized and crop is not None:
-            crop = geometry.scale_crop(crop, work_size[0] / size[0])
-    manual = geometry.manual_crop_box(crop or None, work_size)
+    crop = trimmed_crop if trimmed else request.crop
+    if normalized and crop is not None:
+        crop = geometry.scale_crop(crop, work_size[0] / size[0])
+    manual = geometry.manual_crop_box(crop, work_size)
     plan = geometry.plan(state.geometry, manual.size if manual else work_size, state.focal_points)
     return _Layout(work_size, manual, plan)
 
@@ -185,7 +203,7 @@ def _decode_and_crop(
         if crop is not None and layout.work_size != size:
             crop = geometry.scale_crop(crop, layout.work_size[0] / size[0])
         image, crop = _trim(image, request.trim, crop, operations)
-        layout = _layout(request, state, image.size, config, crop=crop)
+        layout = _layout(request, state, image.size, config, crop, trimmed=True)
     scale = (image.size[0] / layout.work_size[0], image.size[1] / layout.work_size[1])
     return image, dataclasses.replace(layout, scale=scale)
 
@@ -327,18 +345,17 @@ def _draw_focal_points(image: Image.Image, points: list[FocalPoint]) -> Image.Im
     return image
 
 
-def _encode(state: flt.RenderState, opened: formats.Opened) -> Rendered:
+def _encode(state: flt.RenderState, opened: formats.Opened, format_class: str) -> Rendered:
     image = state.pixels
-    fmt = state.format or formats.default_output_format(opened.format, image)
+    negotiated = formats.FORMAT_NAMES.get(format_class)
+    fmt = state.format or negotiated or formats.default_output_format(opened.format, image)
     icc = None if state.strip_icc else opened.image.info.get("icc_profile")
     exif = None
     if not state.strip_exif:
         exif_data = opened.image.getexif()
         exif_data.pop(0x0112, None)  # pixels are already upright
         exif = exif_data.tobytes() if exif_data else None
-    options = formats.EncodeOptions(
-        format=fmt, quality=state.quality, icc_profile=icc, exif=exif
-    )
+    options = formats.EncodeOptions(format=fmt, quality=state.quality, icc_profile=icc, exif=exif)
     data = formats.encode(image, options)
     return Rendered(
         data=data,

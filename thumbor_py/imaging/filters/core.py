@@ -69,7 +69,12 @@ def upscale(state: RenderState) -> None:
     """``upscale()``: with ``fit-in``, enlarge a smaller image to fit the box."""
     image = state.pixels
     target_w, target_h = state.geometry.width, state.geometry.height
-    if not isinstance(target_w, int) or not isinstance(target_h, int) or not target_w or not target_h:
+    if (
+        not isinstance(target_w, int)
+        or not isinstance(target_h, int)
+        or not target_w
+        or not target_h
+    ):
         return
     width, height = image.size
     if width >= target_w or height >= target_h:

@@ -1,0 +1,67 @@
+"""Source routing: pick the loader for a source by its prefix (``s3://``, ``http``, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from thumbor_py.config import Config
+from thumbor_py.plugins import Lifecycle, Loader, PluginContext, Source, create_plugin
+
+
+class RoutingLoader:
+    """A loader that hands each source to the first route whose prefix matches it.
+
+    Sources that match no route go to the default loader (``loader:`` in the config). The
+    prefix is kept: the chosen loader sees the source exactly as the URL gave it.
+    """
+
+    def __init__(self, routes: Sequence[tuple[str, Loader]], default: Loader) -> None:
+        self._routes = tuple(routes)
+        self._default = default
+
+    def loader_for(self, source: str) -> Loader:
+        """The loader that serves ``source``."""
+        for prefix, loader in self._routes:
+            if source.startswith(prefix):
+                return loader
+        return self._default
+
+    async def load(self, source: str) -> Source:
+        """Load ``source`` with the loader its prefix selects."""
+        return await self.loader_for(source).load(source)
+
+    def _loaders(self) -> list[Loader]:
+        return [loader for _, loader in self._routes] + [self._default]
+
+    async def start(self) -> None:
+        """Start every routed loader that has a lifecycle."""
+        for loader in self._loaders():
+            if isinstance(loader, Lifecycle):
+                await loader.start()
+
+    async def aclose(self) -> None:
+        """Close every routed loader that has a lifecycle."""
+        for loader in self._loaders():
+            if isinstance(loader, Lifecycle):
+                await loader.aclose()
+
+
+def build_loader(config: Config, context: PluginContext) -> Loader:
+    """The configured loader, wrapped in a router when ``routes`` are configured."""
+    default = create_plugin(config.loader, Loader, "loader", "loader", context)  # type: ignore[type-abstract]
+    if not config.routes:
+        return default
+    routes = [
+        (
+            route.prefix,
+            create_plugin(
+                route.loader,
+                Loader,  # type: ignore[type-abstract]
+                "loader",
+                f"routes[{index}].loader",
+                context,
+            ),
+        )
+        for index, route in enumerate(config.routes)
+    ]
+    return RoutingLoader(routes, default)
