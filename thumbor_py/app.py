@@ -3,34 +3,46 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import hmac
 import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from thumbor_py import signing, url
 from thumbor_py.config import Config
-from thumbor_py.errors import HttpError, OverloadedError
+from thumbor_py.errors import ConfigError, HttpError, OverloadedError
 from thumbor_py.imaging.filters import build_registry
-from thumbor_py.imaging.transform import Rendered, Renderer
+from thumbor_py.imaging.transform import Renderer
 from thumbor_py.negotiation import negotiate
-from thumbor_py.pipeline import Pipeline
-from thumbor_py.plugins import Lifecycle, Loader, PluginContext
+from thumbor_py.pipeline import Outcome, Pipeline, StoragePolicy
+from thumbor_py.plugins import Lifecycle, PluginContext, ResultStorage, create_plugin
+from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import build_loader
 
 log = logging.getLogger("thumbor_py")
 
 CONFIG_KEY = web.AppKey("config", Config)
 PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
-LOADER_KEY = web.AppKey("loader", Loader)  # type: ignore[type-abstract]
+STORAGE_KEY = web.AppKey("result_storage", GuardedResultStorage)
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# How long shutdown waits for result-storage writes still in flight.
+DRAIN_TIMEOUT = 10.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Resources:
+    """What the app owns and must start and close: plugins and thread pools."""
+
+    plugins: tuple[object, ...]
+    executors: tuple[ThreadPoolExecutor, ...]
 
 
 def create_app(config: Config) -> web.Application:
@@ -38,38 +50,67 @@ def create_app(config: Config) -> web.Application:
     config.validate()
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG_KEY] = config
-    executor = ThreadPoolExecutor(
+    render_pool = ThreadPoolExecutor(
         max_workers=config.server.render_threads, thread_name_prefix="thumbor-py-render"
     )
-    context = PluginContext(max_source_bytes=config.imaging.max_source_bytes, executor=executor)
+    io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="thumbor-py-io")
+    context = PluginContext(max_source_bytes=config.imaging.max_source_bytes, executor=io_pool)
     loader = build_loader(config, context)
-    renderer = Renderer(config.imaging, build_registry())
-    app[LOADER_KEY] = loader
+    storage = _build_storage(config, context)
+    if storage is not None:
+        app[STORAGE_KEY] = storage
     app[PIPELINE_KEY] = Pipeline(
         loader=loader,
-        renderer=renderer,
-        executor=executor,
+        renderer=Renderer(config.imaging, build_registry()),
+        executor=render_pool,
         max_pending=config.server.render_threads + config.server.render_queue,
+        storage=storage,
+        policy=StoragePolicy(
+            store_unsafe=config.result_storage.store_unsafe,
+            expires_after=config.result_storage.expires_after,
+        ),
     )
-    app.cleanup_ctx.append(_lifecycle(loader, executor))
+    plugins = (loader,) + ((storage.storage,) if storage is not None else ())
+    app.cleanup_ctx.append(_lifecycle(_Resources(plugins, (render_pool, io_pool))))
     app.router.add_get("/healthcheck", healthcheck)
+    if config.admin.token:
+        app.router.add_delete("/admin/results", purge)
     app.router.add_get("/{path:.*}", image)
     return app
 
 
-def _lifecycle(
-    loader: Loader, executor: ThreadPoolExecutor
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
-        if isinstance(loader, Lifecycle):
-            await loader.start()
+def _build_storage(config: Config, context: PluginContext) -> GuardedResultStorage | None:
+    settings = config.result_storage
+    if not settings.use:
+        return None
+    storage = create_plugin(
+        settings,
+        ResultStorage,  # type: ignore[type-abstract]
+        "result_storage",
+        "result_storage",
+        context,
+    )
+    return GuardedResultStorage(
+        storage, timeout=settings.timeout, pause=settings.pause_after_failure
+    )
+
+
+def _lifecycle(resources: _Resources) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        started = []
         try:
+            for plugin in resources.plugins:
+                if isinstance(plugin, Lifecycle):
+                    await plugin.start()
+                    started.append(plugin)
             yield
         finally:
-            if isinstance(loader, Lifecycle):
-                await loader.aclose()
-            # Joining the render threads blocks: do it off the loop.
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+            await app[PIPELINE_KEY].drain(DRAIN_TIMEOUT)
+            for plugin in reversed(started):
+                await plugin.aclose()
+            for pool in resources.executors:
+                # Joining threads blocks: do it off the loop.
+                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     return lifecycle
 
@@ -80,7 +121,7 @@ async def healthcheck(_request: web.Request) -> web.Response:
 
 
 async def image(request: web.Request) -> web.StreamResponse:
-    """Parse, verify and render one Thumbor URL."""
+    """Parse, verify and answer one Thumbor URL."""
     config = request.app[CONFIG_KEY]
     raw_path = request.rel_url.raw_path
     parsed = url.parse(raw_path)
@@ -88,47 +129,81 @@ async def image(request: web.Request) -> web.StreamResponse:
         parsed, raw_path, keys=config.signing_keys, allow_unsafe=config.security.allow_unsafe
     )
     negotiated = negotiate(parsed, request.headers.get("Accept"), config.imaging)
-    rendered = await request.app[PIPELINE_KEY].process(parsed, negotiated.format_class)
-    return _respond(request, config, rendered, vary=negotiated.varies)
+    outcome = await request.app[PIPELINE_KEY].process(
+        parsed,
+        signed_path=url.split_signed_path(raw_path)[1],
+        format_class=negotiated.format_class,
+        if_none_match=request.headers.get("If-None-Match"),
+    )
+    return _respond(request, config, outcome, vary=negotiated.varies)
 
 
-def _respond(
-    request: web.Request, config: Config, rendered: Rendered, *, vary: bool
-) -> web.Response:
-    body = rendered.data
-    content_type = rendered.content_type
-    callback = request.query.get("callback")
-    if content_type == "application/json" and callback and _REQUEST_ID.fullmatch(callback):
-        body = f"{callback}(".encode() + body + b");"
-        content_type = "text/javascript"
-    headers = {"Content-Type": content_type}
+def _respond(request: web.Request, config: Config, outcome: Outcome, *, vary: bool) -> web.Response:
+    headers = {"Content-Type": outcome.content_type}
     if vary:
         headers["Vary"] = "Accept"
-    max_age = config.http.max_age if rendered.max_age is None else rendered.max_age
+    max_age = config.http.max_age if outcome.max_age is None else outcome.max_age
     if max_age > 0:
         headers["Cache-Control"] = f"public, max-age={max_age}"
+    if outcome.from_storage:
+        headers["X-Result-Storage"] = "hit"
     if config.http.etags:
-        etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-        headers["ETag"] = etag
-        if _etag_matches(request.headers.get("If-None-Match"), etag):
+        headers["ETag"] = outcome.etag
+        if outcome.not_modified:
             return web.Response(status=304, headers=headers)
+    if outcome.redirect is not None:
+        headers["Location"] = outcome.redirect
+        return web.Response(status=config.result_storage.redirect_status, headers=headers)
+    body = outcome.data
+    callback = request.query.get("callback")
+    if outcome.content_type == "application/json" and callback and _TOKEN.fullmatch(callback):
+        # JSONP for meta/, as Thumbor offers it.
+        headers["Content-Type"] = "text/javascript"
+        body = f"{callback}(".encode() + (body or b"") + b");"
     return web.Response(body=body, headers=headers)
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    candidates = (item.strip().removeprefix("W/") for item in header.split(","))
-    return etag in candidates
+async def purge_source(config: Config, source: str) -> int:
+    """Purge ``source`` from the configured result storage (the ``purge`` command)."""
+    app = create_app(config)
+    storage = app.get(STORAGE_KEY)
+    if storage is None:
+        raise ConfigError("result_storage.use: no result storage is configured")
+    runner = web.AppRunner(app)
+    await runner.setup()  # starts the plugins' clients, as serving would
+    try:
+        return await storage.storage.purge(source)
+    finally:
+        await runner.cleanup()
+
+
+async def purge(request: web.Request) -> web.Response:
+    """``DELETE /admin/results?source=IMAGE`` with ``Authorization: Bearer TOKEN``."""
+    config = request.app[CONFIG_KEY]
+    expected = f"Bearer {config.admin.token}"
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return web.Response(status=401, text="missing or wrong bearer token", headers=_NO_STORE)
+    source = request.query.get("source")
+    if not source:
+        return web.Response(
+            status=400, text="give the source to purge as ?source=", headers=_NO_STORE
+        )
+    storage = request.app.get(STORAGE_KEY)
+    if storage is None:
+        return web.Response(status=409, text="no result storage is configured", headers=_NO_STORE)
+    count = await storage.storage.purge(source)
+    return web.json_response({"source": source, "purged": count}, headers=_NO_STORE)
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every error into a one-line plain-text answer; never leak a traceback."""
     request_id = request.headers.get(REQUEST_ID_HEADER, "")
-    if not _REQUEST_ID.fullmatch(request_id):
+    if not _TOKEN.fullmatch(request_id):
         request_id = uuid.uuid4().hex
     try:
         response = await handler(request)
@@ -138,22 +213,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "%s %s -> %d %s [%s]", request.method, request.path, exc.status, exc.reason, request_id
         )
     except web.HTTPException as exc:
-        response = web.Response(
-            status=exc.status, text=exc.reason, headers={"Cache-Control": "no-store"}
-        )
+        response = web.Response(status=exc.status, text=exc.reason, headers=_NO_STORE)
     except Exception:
         log.exception("unexpected error on %s %s [%s]", request.method, request.path, request_id)
         response = web.Response(
-            status=500,
-            text=f"internal error (request id {request_id})",
-            headers={"Cache-Control": "no-store"},
+            status=500, text=f"internal error (request id {request_id})", headers=_NO_STORE
         )
     response.headers[REQUEST_ID_HEADER] = request_id
     return response
 
 
 def _error_response(request: web.Request, exc: HttpError) -> web.Response:
-    headers = {"Cache-Control": "no-store"}
+    headers = dict(_NO_STORE)
     error_max_age = request.app[CONFIG_KEY].http.error_max_age
     if exc.status == 404 and error_max_age > 0:
         headers["Cache-Control"] = f"public, max-age={error_max_age}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import sys
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     url.add_argument("--meta", action="store_true")
     url.add_argument("--filters", default="", help="e.g. 'quality(80):format(webp)'")
     url.set_defaults(command=_url)
+
+    purge = commands.add_parser("purge", help="delete every stored variant of a source")
+    purge.add_argument("--config", "-c", help="YAML config naming the result storage")
+    purge.add_argument("--source", required=True, help="the image part of the URLs, decoded")
+    purge.set_defaults(command=_purge)
 
     check = commands.add_parser("check-config", help="validate a YAML config and exit")
     check.add_argument("file")
@@ -144,6 +150,15 @@ def _url(args: argparse.Namespace) -> int:
             filters=args.filters,
         )
     )
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from thumbor_py.app import purge_source
+
+    config = load_config(args.config)
+    count = asyncio.run(purge_source(config, args.source))
+    print(f"purged {count} stored variant(s) of {args.source}")
     return 0
 
 

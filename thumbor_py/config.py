@@ -94,6 +94,24 @@ class HttpConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ResultStorageConfig(PluginConfig):
+    """``result_storage``: where rendered variants are kept (``use: null`` = nowhere)."""
+
+    store_unsafe: bool = False
+    expires_after: int = 0
+    timeout: float = 2.0
+    pause_after_failure: float = 10.0
+    redirect_status: Literal[301, 302, 307, 308] = 302
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AdminConfig:
+    """``admin``: the purge endpoint, off unless a bearer token is set."""
+
+    token: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole configuration."""
 
@@ -107,7 +125,8 @@ class Config:
     routes: tuple[RouteConfig, ...] = ()
     imaging: ImagingConfig = dataclasses.field(default_factory=ImagingConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
-    result_storage: PluginConfig = dataclasses.field(default_factory=PluginConfig)
+    result_storage: ResultStorageConfig = dataclasses.field(default_factory=ResultStorageConfig)
+    admin: AdminConfig = dataclasses.field(default_factory=AdminConfig)
 
     @classmethod
     def from_mapping(
@@ -256,7 +275,7 @@ def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> dict[str, obj
     for section, section_type in hints.items():
         if not isinstance(section_type, type) or not dataclasses.is_dataclass(section_type):
             continue
-        if issubclass(section_type, PluginConfig):
+        if section_type is PluginConfig:
             continue
         for field in dataclasses.fields(section_type):
             name = f"{ENV_PREFIX}{section}_{field.name}".upper()

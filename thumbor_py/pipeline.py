@@ -1,18 +1,73 @@
-"""Async orchestration of one image request: admit, load, render off the loop."""
+"""Async orchestration of one image request: lookup, single flight, load, render, store."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from thumbor_py.errors import OverloadedError
 from thumbor_py.imaging.transform import Rendered, Renderer
-from thumbor_py.plugins import Loader
+from thumbor_py.plugins import Loader, StoredResult
+from thumbor_py.results import GuardedResultStorage, etag_for, etag_matches, result_key
 from thumbor_py.url import ImageRequest
+
+log = logging.getLogger("thumbor_py.pipeline")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What to answer: a body, a redirect to a stored copy, or 304 Not Modified."""
+
+    content_type: str
+    etag: str
+    max_age: int | None
+    data: bytes | None = None
+    redirect: str | None = None
+    not_modified: bool = False
+    from_storage: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoragePolicy:
+    """When and for how long results are stored."""
+
+    store_unsafe: bool = False
+    expires_after: int = 0
+
+
+class SingleFlight:
+    """Concurrent calls with the same key share one execution and its result (or error)."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[Rendered]] = {}
+
+    async def run(self, key: str, make: Callable[[], Awaitable[Rendered]]) -> Rendered:
+        """Await the running call for ``key``, or start one."""
+        running = self._running.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+        self._running[key] = future
+        try:
+            result = await make()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # followers re-raise it; mark it retrieved for the leader
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._running[key]
 
 
 class Pipeline:
-    """Loads a source and renders it in the executor, refusing work past the queue bound."""
+    """Serves a request from result storage, or loads and renders it exactly once."""
 
     def __init__(
         self,
@@ -21,21 +76,77 @@ class Pipeline:
         renderer: Renderer,
         executor: Executor,
         max_pending: int,
+        storage: GuardedResultStorage | None = None,
+        policy: StoragePolicy | None = None,
     ) -> None:
         self._loader = loader
         self._renderer = renderer
         self._executor = executor
         self._max_pending = max_pending
+        self._storage = storage
+        self._policy = policy or StoragePolicy()
         self._pending = 0
+        self._flights = SingleFlight()
+        self._writes: set[asyncio.Task[bool]] = set()
 
     @property
     def pending(self) -> int:
-        """Requests admitted and not yet finished (loading, queued or rendering)."""
+        """Renders admitted and not yet finished (loading, queued or rendering)."""
         return self._pending
 
-    async def process(self, request: ImageRequest, format_class: str = "default") -> Rendered:
-        """Render ``request``; raise an ``HttpError`` subclass on any refusal."""
+    async def process(
+        self,
+        request: ImageRequest,
+        *,
+        signed_path: str,
+        format_class: str = "default",
+        if_none_match: str | None = None,
+    ) -> Outcome:
+        """Answer ``request``; raise an ``HttpError`` subclass on any refusal."""
         self._renderer.check_request(request)
+        key = result_key(signed_path, format_class)
+        storage = self._storage if self._storable(request) else None
+        if storage is not None:
+            stored = await self._from_storage(storage, key, if_none_match)
+            if stored is not None:
+                return stored
+        rendered = await self._flights.run(key, lambda: self._render(request, format_class))
+        etag = etag_for(rendered.data)
+        if storage is not None and rendered.cacheable:
+            self._store_later(storage, key, signed_path, request, rendered, etag)
+        return Outcome(
+            content_type=rendered.content_type,
+            etag=etag,
+            max_age=rendered.max_age,
+            data=rendered.data,
+            not_modified=etag_matches(if_none_match, etag),
+        )
+
+    def _storable(self, request: ImageRequest) -> bool:
+        return self._storage is not None and (not request.unsafe or self._policy.store_unsafe)
+
+    async def _from_storage(
+        self, storage: GuardedResultStorage, key: str, if_none_match: str | None
+    ) -> Outcome | None:
+        """A hit answered without decoding anything; 304 and redirects read no body."""
+        hit = await storage.get(key)
+        if hit is None:
+            return None
+        outcome = Outcome(
+            content_type=hit.content_type,
+            etag=hit.etag,
+            max_age=hit.max_age,
+            from_storage=True,
+            redirect=hit.url,
+        )
+        if etag_matches(if_none_match, hit.etag):
+            return dataclasses.replace(outcome, not_modified=True)
+        if hit.url is not None:
+            return outcome
+        data = await storage.read(key, hit)
+        return None if data is None else dataclasses.replace(outcome, data=data)
+
+    async def _render(self, request: ImageRequest, format_class: str) -> Rendered:
         if self._pending >= self._max_pending:
             raise OverloadedError("render queue is full, retry later")
         self._pending += 1
@@ -47,3 +158,39 @@ class Pipeline:
             )
         finally:
             self._pending -= 1
+
+    def _store_later(
+        self,
+        storage: GuardedResultStorage,
+        key: str,
+        signed_path: str,
+        request: ImageRequest,
+        rendered: Rendered,
+        etag: str,
+    ) -> None:
+        now = datetime.now(UTC)
+        expires = self._policy.expires_after
+        result = StoredResult(
+            path=signed_path,
+            source=request.source,
+            content_type=rendered.content_type,
+            etag=etag,
+            size=len(rendered.data),
+            width=rendered.width,
+            height=rendered.height,
+            created_at=now,
+            expires_at=now + timedelta(seconds=expires) if expires > 0 else None,
+            max_age=rendered.max_age,
+        )
+        task = asyncio.get_running_loop().create_task(storage.put(key, result, rendered.data))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def drain(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds for pending writes; return how many were left."""
+        if not self._writes:
+            return 0
+        _, pending = await asyncio.wait(set(self._writes), timeout=grace)
+        if pending:
+            log.warning("%d result-storage writes still pending at shutdown", len(pending))
+        return len(pending)

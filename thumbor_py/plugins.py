@@ -69,9 +69,91 @@ class Lifecycle(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredResult:
+    """A rendered variant as a result storage records it (the body is read separately)."""
+
+    path: str
+    source: str
+    content_type: str
+    etag: str
+    size: int
+    width: int
+    height: int
+    created_at: datetime
+    expires_at: datetime | None = None
+    max_age: int | None = None
+    object_key: str | None = None
+    url: str | None = None
+
+
+@runtime_checkable
+class ResultStorage(Protocol):
+    """Stores rendered variants by result key, so repeat requests skip load and render.
+
+    ``get`` returns the metadata only (``None`` on a miss or when expired) and never decodes
+    anything; ``read`` returns the body, or ``None`` when the object turned out to be missing
+    (the storage then forgets the metadata itself). ``put`` writes the object first and the
+    metadata second. ``purge`` deletes every variant of a source and returns how many.
+    Backend failures raise; the caller degrades to rendering without storing.
+    """
+
+    async def get(self, key: str) -> StoredResult | None:
+        """The metadata stored under ``key``, or None."""
+        ...
+
+    async def read(self, key: str, result: StoredResult) -> bytes | None:
+        """The body of a variant ``get`` returned, or None if it vanished."""
+        ...
+
+    async def put(self, key: str, result: StoredResult, data: bytes) -> None:
+        """Store a variant: object first, metadata second."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget one variant (missing is fine)."""
+        ...
+
+    async def purge(self, source: str) -> int:
+        """Delete every stored variant of ``source``; return how many were deleted."""
+        ...
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """One document per rendered variant (MongoDB in production), keyed by result key.
+
+    A document means the object exists: callers write the object before the document and
+    delete the document when the object turns out to be missing.
+    """
+
+    async def find(self, key: str) -> StoredResult | None:
+        """The variant's metadata, or None (also when expired)."""
+        ...
+
+    async def upsert(self, key: str, result: StoredResult) -> None:
+        """Insert or replace the variant's document."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Delete the variant's document (missing is fine)."""
+        ...
+
+    async def keys_for_source(self, source: str) -> list[tuple[str, str | None]]:
+        """``(key, object_key)`` of every variant of ``source``."""
+        ...
+
+
 ALIASES: Mapping[str, Mapping[str, str]] = {
     "loader": {
         "file": "loaders.file:FileLoader",
+        "http": "loaders.http:HttpLoader",
+        "https": "loaders.http:HttpLoader",
+        "s3": "loaders.s3:S3Loader",
+    },
+    "result_storage": {
+        "file": "result_storages.file:FileResultStorage",
+        "s3": "result_storages.s3:S3ResultStorage",
     },
 }
 

@@ -1,0 +1,152 @@
+"""File result storage: the embedded default for one machine.
+
+Layout under ``root``::
+
+    ab/cd/<key>        the rendered bytes
+    ab/cd/<key>.json   its metadata (content type, ETag, size, dimensions, times, source)
+    sources/<sha256(source)>/<key>   an empty marker per variant, so purge needs no scan
+
+Every file is written to a temporary name and renamed into place, so a reader never sees a
+half-written file. All I/O runs in the executor, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from thumbor_py.plugins import PluginContext, StoredResult
+
+T = TypeVar("T")
+
+
+class FileResultStorage:
+    """Stores variants as files under one root folder."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Settings:
+        """``result_storage.settings`` for the ``file`` result storage."""
+
+        root: str = "./result_storage"
+
+    def __init__(self, settings: Settings, context: PluginContext) -> None:
+        self._root = Path(settings.root).expanduser()
+        self._context = context
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._context.executor, function, *args)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        folder = self._root / key[:2] / key[2:4]
+        return folder / key, folder / f"{key}.json"
+
+    def _source_folder(self, source: str) -> Path:
+        return self._root / "sources" / hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+    async def get(self, key: str) -> StoredResult | None:
+        """The metadata of ``key``, or None when absent or expired."""
+        return await self._run(self._get, key)
+
+    def _get(self, key: str) -> StoredResult | None:
+        _, meta_path = self._paths(key)
+        try:
+            document = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            self._delete(key)  # unreadable metadata is as good as none
+            return None
+        result = _from_document(document)
+        if result.expires_at is not None and result.expires_at <= datetime.now(UTC):
+            self._delete(key)
+            return None
+        return result
+
+    async def read(self, key: str, result: StoredResult) -> bytes | None:
+        """The stored bytes, or None (and the metadata forgotten) if the file is gone."""
+        return await self._run(self._read, key)
+
+    def _read(self, key: str) -> bytes | None:
+        data_path, _ = self._paths(key)
+        try:
+            return data_path.read_bytes()
+        except FileNotFoundError:
+            self._delete(key)
+            return None
+
+    async def put(self, key: str, result: StoredResult, data: bytes) -> None:
+        """Write the bytes, then the metadata, then the source marker."""
+        await self._run(self._put, key, result, data)
+
+    def _put(self, key: str, result: StoredResult, data: bytes) -> None:
+        data_path, meta_path = self._paths(key)
+        _atomic_write(data_path, data)
+        _atomic_write(meta_path, json.dumps(_to_document(result)).encode("utf-8"))
+        marker = self._source_folder(result.source) / key
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+    async def delete(self, key: str) -> None:
+        """Remove one variant's files."""
+        await self._run(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        for path in self._paths(key):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    async def purge(self, source: str) -> int:
+        """Remove every variant of ``source``."""
+        return await self._run(self._purge, source)
+
+    def _purge(self, source: str) -> int:
+        folder = self._source_folder(source)
+        try:
+            markers = list(folder.iterdir())
+        except FileNotFoundError:
+            return 0
+        for marker in markers:
+            self._delete(marker.name)
+            with contextlib.suppress(FileNotFoundError):
+                marker.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return len(markers)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _to_document(result: StoredResult) -> dict[str, Any]:
+    document = asdict(result)
+    for name in ("created_at", "expires_at"):
+        value = document[name]
+        document[name] = value.isoformat() if value is not None else None
+    return document
+
+
+def _from_document(document: dict[str, Any]) -> StoredResult:
+    for name in ("created_at", "expires_at"):
+        value = document.get(name)
+        document[name] = datetime.fromisoformat(value) if value else None
+    return StoredResult(**document)

@@ -1,0 +1,275 @@
+"""Result storage through HTTP: hits skip load and render, 304s read no object, single
+flight, outages degrade to plain rendering, purge."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import SAMPLES, free_port
+from tests.fakes import CountingLoader, MotoMemoryResultStorage
+from thumbor_py.app import PIPELINE_KEY, STORAGE_KEY, create_app
+from thumbor_py.config import Config
+from thumbor_py.signing import signed_path
+
+KEY = "storage-test-key"
+
+
+def config(storage: dict[str, Any], **sections: Any) -> Config:
+    data: dict[str, Any] = {
+        "security": {"key": KEY, "allow_unsafe": True},
+        "loader": {"use": "tests.fakes:CountingLoader", "settings": sections.pop("loader", {})},
+        "result_storage": storage,
+    }
+    data.update(sections)
+    return Config.from_mapping(data, env={})
+
+
+def file_storage(root: Path, **extra: Any) -> dict[str, Any]:
+    return {"use": "file", "settings": {"root": str(root)}, **extra}
+
+
+def last_loader() -> CountingLoader:
+    return CountingLoader.instances[-1]
+
+
+def stored_files(root: Path) -> list[Path]:
+    """The result bodies the file storage wrote (named by the 64-hex-digit key)."""
+    return [path for path in root.rglob("*") if path.is_file() and len(path.name) == 64]
+
+
+async def settle(client: TestClient) -> None:
+    """Wait for background result-storage writes."""
+    await client.app[PIPELINE_KEY].drain(5)
+
+
+async def test_second_request_is_served_from_storage(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(config(file_storage(tmp_path))))
+    path = signed_path(KEY, "300x200/smart/chelsea.jpg")
+    first = await client.get(path)
+    body = await first.read()
+    await settle(client)
+    second = await client.get(path)
+    assert second.status == 200
+    assert await second.read() == body
+    assert second.headers["X-Result-Storage"] == "hit"
+    assert "X-Result-Storage" not in first.headers
+    for header in ("Content-Type", "ETag", "Cache-Control"):
+        assert second.headers[header] == first.headers[header]
+    assert last_loader().loads == 1
+
+
+async def test_hits_keep_vary_and_max_age(aiohttp_client: Any, tmp_path: Path) -> None:
+    cfg = config(file_storage(tmp_path), imaging={"auto_webp": True})
+    client = await aiohttp_client(create_app(cfg))
+    path = signed_path(KEY, "100x100/filters:max_age(60)/coffee.jpg")
+    headers = {"Accept": "image/webp,*/*"}
+    first = await client.get(path, headers=headers)
+    await settle(client)
+    second = await client.get(path, headers=headers)
+    assert second.headers["X-Result-Storage"] == "hit"
+    assert second.headers["Vary"] == first.headers["Vary"] == "Accept"
+    assert second.headers["Cache-Control"] == "public, max-age=60"
+    assert second.headers["Content-Type"] == "image/webp"
+
+
+async def test_negotiated_formats_are_stored_apart(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(
+        create_app(config(file_storage(tmp_path), imaging={"auto_webp": True}))
+    )
+    path = signed_path(KEY, "100x100/coffee.jpg")
+    webp = await client.get(path, headers={"Accept": "image/webp"})
+    await settle(client)
+    jpeg = await client.get(path, headers={"Accept": "image/jpeg"})
+    assert webp.headers["Content-Type"] == "image/webp"
+    assert jpeg.headers["Content-Type"] == "image/jpeg"
+    assert "X-Result-Storage" not in jpeg.headers
+
+
+async def test_key_rotation_and_unsafe_share_the_cache(aiohttp_client: Any, tmp_path: Path) -> None:
+    storage = file_storage(tmp_path, store_unsafe=True)
+    client = await aiohttp_client(create_app(config(storage)))
+    await client.get(signed_path(KEY, "80x80/rocket.jpg"))
+    await settle(client)
+    rotated = config(
+        storage, security={"key": "new-key", "previous_keys": [KEY], "allow_unsafe": True}
+    )
+    client2 = await aiohttp_client(create_app(rotated))
+    response = await client2.get(signed_path("new-key", "80x80/rocket.jpg"))
+    assert response.headers["X-Result-Storage"] == "hit"
+    unsafe = await client2.get("/unsafe/80x80/rocket.jpg")
+    assert unsafe.headers["X-Result-Storage"] == "hit"
+
+
+async def test_unsafe_results_are_not_stored_by_default(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(config(file_storage(tmp_path))))
+    await client.get("/unsafe/60x60/rocket.jpg")
+    await settle(client)
+    again = await client.get("/unsafe/60x60/rocket.jpg")
+    assert "X-Result-Storage" not in again.headers
+    assert last_loader().loads == 2
+    assert not stored_files(tmp_path)
+
+
+async def test_if_none_match_is_answered_from_metadata_alone(
+    aiohttp_client: Any, s3_endpoint: str
+) -> None:
+    bucket = f"b-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    storage = {
+        "use": "tests.fakes:MotoMemoryResultStorage",
+        "settings": {"endpoint_url": s3_endpoint, "bucket": bucket},
+    }
+    client = await aiohttp_client(create_app(config(storage)))
+    path = signed_path(KEY, "120x90/coffee.jpg")
+    first = await client.get(path)
+    await settle(client)
+    fake = MotoMemoryResultStorage.instances[-1]
+    fake.collection.calls.clear()
+    cached = await client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert cached.status == 304
+    assert cached.headers["ETag"] == first.headers["ETag"]
+    assert fake.blobs.reads == 0
+    assert fake.collection.calls == ["find_one"]
+    full = await client.get(path)
+    assert await full.read() == await first.read()
+    assert fake.blobs.reads == 1
+    assert last_loader().loads == 1
+
+
+async def test_redirect_mode_answers_302_without_reading(
+    aiohttp_client: Any, s3_endpoint: str
+) -> None:
+    bucket = f"b-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    storage = {
+        "use": "tests.fakes:MotoMemoryResultStorage",
+        "settings": {
+            "endpoint_url": s3_endpoint,
+            "bucket": bucket,
+            "public_url": "https://cdn.example.com/{object_key}",
+        },
+    }
+    client = await aiohttp_client(create_app(config(storage)))
+    path = signed_path(KEY, "64x64/chelsea.jpg")
+    await client.get(path)
+    await settle(client)
+    response = await client.get(path, allow_redirects=False)
+    assert response.status == 302
+    assert response.headers["Location"].startswith("https://cdn.example.com/results/chelsea.jpg/")
+    assert MotoMemoryResultStorage.instances[-1].blobs.reads == 0
+
+
+async def test_a_vanished_object_is_rendered_again(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(config(file_storage(tmp_path))))
+    path = signed_path(KEY, "50x50/coffee.jpg")
+    await client.get(path)
+    await settle(client)
+    for data_file in stored_files(tmp_path):
+        data_file.unlink()
+    again = await client.get(path)
+    assert again.status == 200
+    assert "X-Result-Storage" not in again.headers
+    assert last_loader().loads == 2
+
+
+async def test_concurrent_identical_requests_load_once(aiohttp_client: Any) -> None:
+    cfg = config({"use": None}, loader={"delay": 0.2})
+    client = await aiohttp_client(create_app(cfg))
+    path = signed_path(KEY, "200x100/smart/astronaut.jpg")
+    responses = await asyncio.gather(*(client.get(path) for _ in range(20)))
+    bodies = {await r.read() for r in responses}
+    assert {r.status for r in responses} == {200}
+    assert len(bodies) == 1
+    assert last_loader().loads == 1
+
+
+@pytest.fixture
+def hanging_port() -> Iterator[int]:
+    """A TCP server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("target", ["closed", "hanging"])
+async def test_storage_outages_degrade_to_rendering(
+    aiohttp_client: Any, target: str, hanging_port: int
+) -> None:
+    port = free_port() if target == "closed" else hanging_port
+    storage = {
+        "use": "s3",
+        "timeout": 1.0,
+        "settings": {
+            "bucket": "results",
+            "endpoint_url": f"http://127.0.0.1:{port}",
+            "connect_timeout": 0.5,
+            "read_timeout": 0.5,
+            "metadata": {
+                "uri": f"mongodb://127.0.0.1:{port}/?directConnection=true",
+                "timeout_ms": 300,
+            },
+        },
+    }
+    client = await aiohttp_client(create_app(config(storage)))
+    path = signed_path(KEY, "90x90/rocket.jpg")
+    started = time.monotonic()
+    first = await client.get(path)
+    second = await client.get(path)
+    elapsed = time.monotonic() - started
+    assert (first.status, second.status) == (200, 200)
+    assert (await first.read()) == (await second.read())
+    assert elapsed < 3.0, f"a dead storage stalled requests for {elapsed:.1f}s"
+    guard_counters = client.app[STORAGE_KEY].counters
+    assert guard_counters.errors >= 1
+    assert guard_counters.skipped >= 1
+
+
+async def test_admin_purge_needs_the_token(aiohttp_client: Any, tmp_path: Path) -> None:
+    cfg = config(file_storage(tmp_path), admin={"token": "s3cret"})
+    client = await aiohttp_client(create_app(cfg))
+    path = signed_path(KEY, "40x40/coffee.jpg")
+    await client.get(path)
+    await settle(client)
+    denied = await client.delete("/admin/results?source=coffee.jpg")
+    assert denied.status == 401
+    wrong = await client.delete(
+        "/admin/results?source=coffee.jpg", headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status == 401
+    done = await client.delete(
+        "/admin/results?source=coffee.jpg", headers={"Authorization": "Bearer s3cret"}
+    )
+    assert done.status == 200
+    assert await done.json() == {"source": "coffee.jpg", "purged": 1}
+    again = await client.get(path)
+    assert "X-Result-Storage" not in again.headers
+
+
+async def test_admin_endpoint_is_off_without_a_token(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(config(file_storage(tmp_path))))
+    response = await client.delete("/admin/results?source=coffee.jpg")
+    assert response.status == 405
+
+
+def test_samples_exist() -> None:
+    assert (SAMPLES / "coffee.jpg").is_file()
