@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -17,6 +18,19 @@ from thumbor_py.errors import (
 )
 from thumbor_py.plugins import PluginContext, Source
 
+# OSErrors that mean "there is no readable file here": answered 404, never 500.
+_MISSING_ERRNOS = frozenset(
+    {
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.EACCES,
+        errno.EPERM,
+    }
+)
+
 
 def resolve_inside(root: Path, relative: str) -> Path:
     """Resolve ``relative`` under ``root``; refuse anything that ends up outside it.
@@ -27,7 +41,10 @@ def resolve_inside(root: Path, relative: str) -> Path:
     if "\x00" in relative:
         raise SourceForbiddenError("source path contains a NUL byte")
     # Like Thumbor, a leading "/" means the root itself: "/etc/passwd" is root/etc/passwd.
-    candidate = (root / relative.lstrip("/")).resolve()
+    try:
+        candidate = (root / relative.lstrip("/")).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+        raise SourceNotFoundError("source not found") from exc
     if not candidate.is_relative_to(root):
         raise SourceForbiddenError("source path escapes the loader root")
     return candidate
@@ -63,29 +80,35 @@ class FileLoader:
         # ``source`` was percent-decoded once by the URL parser, before this check, so
         # "%2e%2e" arrives here as ".." and is refused like it.
         decoded = source
-        path = resolve_inside(self._root, decoded)
-        if not path.exists():
-            # Thumbor's fallback for files whose names really contain "%xx".
-            literal = resolve_inside(self._root, quote(decoded, safe="/"))
-            path = literal if literal.exists() else path
         try:
-            with open(path, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                if not stat.S_ISREG(info.st_mode):
-                    raise SourceNotFoundError(f"source not found: {decoded}")
-                if info.st_size > self._context.max_source_bytes:
-                    raise SourceTooLargeError(
-                        f"source is {info.st_size} bytes, over the "
-                        f"{self._context.max_source_bytes}-byte limit"
-                    )
-                data = handle.read()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            path = self._existing_path(decoded)
+            # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, hanging the thread.
+            handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+        except OSError as exc:
+            if exc.errno not in _MISSING_ERRNOS:
+                raise
             raise SourceNotFoundError(f"source not found: {decoded}") from exc
-        except PermissionError as exc:
-            raise SourceNotFoundError(f"source not readable: {decoded}") from exc
+        with handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise SourceNotFoundError(f"source not found: {decoded}")
+            if info.st_size > self._context.max_source_bytes:
+                raise SourceTooLargeError(
+                    f"source is {info.st_size} bytes, over the "
+                    f"{self._context.max_source_bytes}-byte limit"
+                )
+            data = handle.read()
         modified = datetime.fromtimestamp(info.st_mtime, UTC)
         return Source(
             data=data,
             etag=f'"{info.st_mtime_ns:x}-{info.st_size:x}"',
             last_modified=modified,
         )
+
+    def _existing_path(self, decoded: str) -> Path:
+        path = resolve_inside(self._root, decoded)
+        if not os.path.lexists(path):
+            # Thumbor's fallback for files whose names really contain "%xx".
+            literal = resolve_inside(self._root, quote(decoded, safe="/"))
+            path = literal if os.path.lexists(literal) else path
+        return path

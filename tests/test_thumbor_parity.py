@@ -25,42 +25,21 @@ ENTRIES: list[dict[str, Any]] = json.loads((PARITY / "thumbor78.json").read_text
 # Differences we chose on purpose (README, "Differences from Thumbor").
 STATUS_DEVIATIONS: dict[str, int] = {}
 
-# Behaviour that belongs to an open issue; each must start passing when that issue lands.
-PENDING: dict[str, str] = {
-    "/_hmFHBkRWaKTJSm5jMPaBa7jno0=/fit-in/300x300/filters:grayscale()/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/100x100/anim.gif": "issue #3: animation",
-    "/unsafe/200x200/filters:proportion(0.5)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:brightness(-20)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:brightness(20)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:colorize(40,80,20,ffff00)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:contrast(10)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:curve([(0,0),(128,64),(255,255)],[(0,0),(255,255)],[(0,0),(255,255)],[(0,0),(255,255)])/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:equalize()/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:grayscale()/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:grayscale():rotate(90):quality(50)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:rgb(-20,10,0)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:rgb(20,0,0)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:rotate(180)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:rotate(270)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:rotate(90)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:saturation(2)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/300x200/filters:watermark(small.jpg,-10,-10,0)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/anim.gif": "issue #3: animation",
-    "/unsafe/filters:background_color(ff0000)/alpha.png": "issue #3: filter not implemented yet",
-    "/unsafe/filters:format(png)/single.gif": "issue #3: GIF sources skip post-transform filters",
-    "/unsafe/filters:format(webp)/anim.gif": "issue #3: animation",
-    "/unsafe/filters:format(webp)/single.gif": "issue #3: GIF sources skip post-transform filters",
-    "/unsafe/filters:grayscale()/alpha.png": "issue #3: filter not implemented yet",
-    "/unsafe/filters:proportion(0.5)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/filters:rotate(90)/exif6.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/fit-in/300x300/filters:fill(auto)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/fit-in/300x300/filters:fill(blue)/landscape.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/fit-in/300x300/filters:fill(ff0000)/alpha.png": "issue #3: filter not implemented yet",
-    "/unsafe/fit-in/300x300/filters:fill(ff0000)/small.jpg": "issue #3: filter not implemented yet",
-    "/unsafe/fit-in/300x300/filters:fill(ff0000,true)/alpha.png": "issue #3: filter not implemented yet",
-    "/unsafe/fit-in/300x300/filters:fill(transparent)/alpha.png": "issue #3: filter not implemented yet",
-    "/unsafe/meta/300x200/filters:rotate(90)/landscape.jpg": "issue #3: filter not implemented yet",
+# Behaviour we chose on purpose (README, "Differences from Thumbor"): Thumbor skips every
+# post-transform filter on GIF sources, so format(), grayscale() and rotate() silently do
+# nothing there (and an animated GIF stays a GIF under format(webp)). thumbor-py applies
+# filters to every frame. Each entry overrides recorded fields; the recorded pixel signature
+# does not apply, and tests/imaging asserts these pixels instead.
+BEHAVIOUR_DEVIATIONS: dict[str, dict[str, Any]] = {
+    "/unsafe/filters:format(png)/single.gif": {"format": "PNG", "content_type": "image/png"},
+    "/unsafe/filters:format(webp)/single.gif": {"format": "WEBP", "content_type": "image/webp"},
+    "/unsafe/filters:format(webp)/anim.gif": {"format": "WEBP", "content_type": "image/webp"},
+    "/unsafe/filters:grayscale()/single.gif": {},
+    "/unsafe/filters:rotate(90)/single.gif": {"width": 90, "height": 120},
 }
+
+# Behaviour that belongs to an open issue; each must start passing when that issue lands.
+PENDING: dict[str, str] = {}
 
 
 def _config(name: str) -> Config:
@@ -79,7 +58,7 @@ def _signature(body: bytes) -> list[int]:
     black = Image.new("RGBA", image.size, (0, 0, 0, 255))
     flat = Image.alpha_composite(black, image).convert("RGB")
     small = flat.resize((8, 8), Image.Resampling.BOX)
-    return [value for pixel in small.getdata() for value in pixel]
+    return list(small.tobytes())
 
 
 def _params() -> list[Any]:
@@ -114,8 +93,11 @@ async def test_matches_thumbor(entry: dict[str, Any], aiohttp_client: Any) -> No
         "height": image.size[1],
         "frames": getattr(image, "n_frames", 1),
     }
-    assert got == {key: entry[key] for key in got}
-    assert response.headers["Content-Type"] == entry["content_type"]
+    expected = {**entry, **BEHAVIOUR_DEVIATIONS.get(entry["url"], {})}
+    assert got == {key: expected[key] for key in got}
+    assert response.headers["Content-Type"] == expected["content_type"]
+    if entry["url"] in BEHAVIOUR_DEVIATIONS:
+        return
     signature = _signature(body)
     diff = sum(abs(a - b) for a, b in zip(signature, entry["signature"], strict=True))
     assert diff / len(signature) < 10, f"mean pixel difference {diff / len(signature):.1f}"

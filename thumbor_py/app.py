@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from thumbor_py import signing, url
+from thumbor_py import metrics, signing, url
 from thumbor_py.config import Config
 from thumbor_py.errors import ConfigError, HttpError, OverloadedError
 from thumbor_py.imaging.filters import build_registry
 from thumbor_py.imaging.transform import Renderer
+from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import negotiate
 from thumbor_py.pipeline import Outcome, Pipeline, StoragePolicy
 from thumbor_py.plugins import Lifecycle, PluginContext, ResultStorage, create_plugin
@@ -72,10 +73,13 @@ def create_app(config: Config) -> web.Application:
     )
     plugins = (loader,) + ((storage.storage,) if storage is not None else ())
     app.cleanup_ctx.append(_lifecycle(_Resources(plugins, (render_pool, io_pool))))
-    app.router.add_get("/healthcheck", healthcheck)
+    app.router.add_get("/healthcheck", healthcheck, name="healthcheck")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    if config.metrics.enabled:
+        app.router.add_get("/metrics", metrics_endpoint, name="metrics")
     if config.admin.token:
-        app.router.add_delete("/admin/results", purge)
-    app.router.add_get("/{path:.*}", image)
+        app.router.add_delete("/admin/results", purge, name="admin")
+    app.router.add_get("/{path:.*}", image, name="image")
     return app
 
 
@@ -118,6 +122,30 @@ def _lifecycle(resources: _Resources) -> Callable[[web.Application], AsyncIterat
 async def healthcheck(_request: web.Request) -> web.Response:
     """Thumbor's liveness answer."""
     return web.Response(text="WORKING", headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the configured result storage answers within its timeout."""
+    storage = request.app.get(STORAGE_KEY)
+    if storage is not None:
+        problem = await storage.check()
+        if problem is not None:
+            return web.Response(status=503, text=f"not ready: {problem}", headers=_NO_STORE)
+    return web.Response(text="READY", headers=_NO_STORE)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text exposition, optionally behind a bearer token."""
+    token = request.app[CONFIG_KEY].metrics.token
+    if token and not _bearer_matches(request, token):
+        return web.Response(status=401, text="missing or wrong bearer token", headers=_NO_STORE)
+    body, content_type = await asyncio.to_thread(metrics.exposition)  # reads /proc and files
+    return web.Response(body=body, headers={"Content-Type": content_type, **_NO_STORE})
+
+
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 async def image(request: web.Request) -> web.StreamResponse:
@@ -180,9 +208,7 @@ async def purge_source(config: Config, source: str) -> int:
 async def purge(request: web.Request) -> web.Response:
     """``DELETE /admin/results?source=IMAGE`` with ``Authorization: Bearer TOKEN``."""
     config = request.app[CONFIG_KEY]
-    expected = f"Bearer {config.admin.token}"
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not _bearer_matches(request, config.admin.token or ""):
         return web.Response(status=401, text="missing or wrong bearer token", headers=_NO_STORE)
     source = request.query.get("source")
     if not source:
@@ -205,21 +231,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     request_id = request.headers.get(REQUEST_ID_HEADER, "")
     if not _TOKEN.fullmatch(request_id):
         request_id = uuid.uuid4().hex
+    REQUEST_ID.set(request_id)  # this request's task only: every log line carries it
     try:
         response = await handler(request)
     except HttpError as exc:
         response = _error_response(request, exc)
-        log.info(
-            "%s %s -> %d %s [%s]", request.method, request.path, exc.status, exc.reason, request_id
-        )
+        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
     except web.HTTPException as exc:
         response = web.Response(status=exc.status, text=exc.reason, headers=_NO_STORE)
     except Exception:
-        log.exception("unexpected error on %s %s [%s]", request.method, request.path, request_id)
+        log.exception("unexpected error on %s %s", request.method, request.path)
         response = web.Response(
             status=500, text=f"internal error (request id {request_id})", headers=_NO_STORE
         )
     response.headers[REQUEST_ID_HEADER] = request_id
+    route = request.match_info.route.name or "unmatched"
+    metrics.REQUESTS.labels(route=route, status=str(response.status)).inc()
     return response
 
 

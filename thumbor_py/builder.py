@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from thumbor_py.signing import signed_path
+from thumbor_py.signing import sign
 from thumbor_py.url import (
     Crop,
     Dimension,
@@ -68,7 +68,8 @@ def build_url(
     )
     if key is None:
         return f"/unsafe/{request.path}"
-    return signed_path(key, request.path)
+    # Not signed_path(): it strips leading slashes, which belong to an image like "/a.jpg".
+    return f"/{sign(key, request.path)}/{request.path}"
 
 
 def _dimension(value: int | str) -> Dimension:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from thumbor_py import logs
 from thumbor_py.builder import build_url
 from thumbor_py.config import Config, load_config
 from thumbor_py.errors import ConfigError
@@ -48,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     url = commands.add_parser("url", help="build a Thumbor URL")
     url.add_argument("image")
     url.add_argument("--key", help="sign with this key (default: an /unsafe/ URL)")
-    url.add_argument("--width", default="0")
-    url.add_argument("--height", default="0")
+    url.add_argument("--width", type=_size, default="0", help="pixels, 0 or orig")
+    url.add_argument("--height", type=_size, default="0", help="pixels, 0 or orig")
     url.add_argument("--fit-in", action="store_true")
     url.add_argument("--adaptive-fit-in", action="store_true")
     url.add_argument("--full-fit-in", action="store_true")
@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _size(text: str) -> str:
+    if text == "orig" or text.isdigit():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a size: give whole pixels, 0 or orig (flip with --flip/--flop)"
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     from thumbor_py import server  # aiohttp is only needed to serve
 
@@ -86,9 +94,14 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(config.server.log_format, config.server.log_level)
     _print_banner(config)
-    server.serve(config)
+    try:
+        server.serve(config)
+    except OSError as exc:  # binding the port: in use, not permitted, unknown host
+        host, port = config.server.host, config.server.port
+        print(f"thumbor-py: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -34,6 +34,8 @@ class ServerConfig:
     render_queue: int = 64
     request_timeout: float = 30.0
     access_log: bool = True
+    log_format: Literal["plain", "json"] = "plain"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,7 +82,12 @@ class ImagingConfig:
     auto_avif: bool = False
     auto_jpg: bool = False
     auto_png_to_jpg: bool = False
+    auto_convert_animated: bool = False
     filters: tuple[str, ...] | None = None
+    filter_plugins: tuple[str, ...] = ()
+    strict_filters: bool = False
+    max_frames: int = 300
+    avif_speed: int = 6
     detectors: tuple[str, ...] = ("face", "feature")
 
 
@@ -105,6 +112,14 @@ class ResultStorageConfig(PluginConfig):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """``metrics``: the Prometheus endpoint ``/metrics``."""
+
+    enabled: bool = True
+    token: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class AdminConfig:
     """``admin``: the purge endpoint, off unless a bearer token is set."""
 
@@ -126,6 +141,7 @@ class Config:
     imaging: ImagingConfig = dataclasses.field(default_factory=ImagingConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     result_storage: ResultStorageConfig = dataclasses.field(default_factory=ResultStorageConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     admin: AdminConfig = dataclasses.field(default_factory=AdminConfig)
 
     @classmethod

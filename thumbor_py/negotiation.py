@@ -1,18 +1,27 @@
 """Accept negotiation in one place: the output *format class*, decided before any lookup.
 
-The class is part of the result key, so it must depend only on the URL, the ``Accept``
-header and the configuration, never on the source. ``default`` means "the source's own
-format, or what the URL's ``format()`` asks for".
+The class is part of the result key, so :func:`negotiate` depends only on the URL, the
+``Accept`` header and the configuration, never on the source. ``default`` means "the
+source's own format, or what the URL's ``format()`` asks for". Once the source is decoded,
+:func:`output_format` turns the class into a concrete format: a transparent image is never
+made a JPEG, and an animation is only converted when ``imaging.auto_convert_animated`` says
+so (the class is then simply not applied: still correct, since the key only ever holds one
+answer per class).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from PIL import Image, features
+
 from thumbor_py.config import ImagingConfig
+from thumbor_py.imaging import formats
 from thumbor_py.url import ImageRequest
 
 FORMAT_CLASSES = ("avif", "webp", "jpeg", "default")
+# On equal q-values the smaller format wins.
+_PREFERENCE = {"avif": 2, "webp": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +33,14 @@ class Negotiated:
 
 
 def accepted_types(header: str | None) -> dict[str, float]:
-    """Media ranges of an ``Accept`` header with their q-values (malformed q counts as 0)."""
+    """Media ranges of an ``Accept`` header with their q-values (malformed q counts as 0).
+
+    No header at all means anything is acceptable (RFC 9110, 12.5.1): ``*/*`` at q=1.
+    """
+    if header is None or not header.strip():
+        return {"*/*": 1.0}
     ranges: dict[str, float] = {}
-    for item in (header or "").split(","):
+    for item in header.split(","):
         media, *params = (part.strip() for part in item.split(";"))
         if not media:
             continue
@@ -43,27 +57,79 @@ def accepted_types(header: str | None) -> dict[str, float]:
     return ranges
 
 
-def accepts(ranges: dict[str, float], media_type: str) -> bool:
-    """Whether ``media_type`` is acceptable: named explicitly with q > 0.
+def explicit_quality(ranges: dict[str, float], media_type: str) -> float:
+    """The q-value of ``media_type`` named explicitly; wildcards do not count.
 
-    Wildcards (``*/*``, ``image/*``) do not count: every browser sends them, including the
-    ones that cannot decode AVIF, so only an explicit mention is trusted.
+    Every browser sends ``*/*`` (and often ``image/*``), including those that cannot decode
+    AVIF or WebP, so only an explicit mention is trusted for those.
     """
-    return ranges.get(media_type, 0.0) > 0.0
+    return ranges.get(media_type, 0.0)
+
+
+def quality(ranges: dict[str, float], media_type: str) -> float:
+    """The q-value of ``media_type`` from its most specific matching range (0 = refused)."""
+    major = media_type.split("/", 1)[0]
+    for candidate in (media_type, f"{major}/*", "*/*"):
+        if candidate in ranges:
+            return ranges[candidate]
+    return 0.0
+
+
+def requested_format(request: ImageRequest) -> str | None:
+    """The format a valid ``format()`` filter in the URL asks for (it wins over Accept)."""
+    for call in request.filters:
+        if call.name == "format" and call.args is not None:
+            name = call.args.strip().strip("'").lower()
+            if name in formats.FORMAT_NAMES:
+                return formats.FORMAT_NAMES[name]
+    return None
 
 
 def negotiate(request: ImageRequest, accept: str | None, config: ImagingConfig) -> Negotiated:
     """The format class for ``request`` under ``Accept: accept``."""
-    if "format" in request.filter_names() or request.meta:
+    if request.meta or requested_format(request) is not None:
         return Negotiated("default", varies=False)
-    auto = config.auto_avif or config.auto_webp or config.auto_jpg
-    if not auto:
+    if not (config.auto_avif or config.auto_webp or config.auto_jpg):
         return Negotiated("default", varies=False)
     ranges = accepted_types(accept)
-    if config.auto_avif and accepts(ranges, "image/avif"):
-        return Negotiated("avif", varies=True)
-    if config.auto_webp and accepts(ranges, "image/webp"):
-        return Negotiated("webp", varies=True)
-    if config.auto_jpg:
+    candidates = []
+    if config.auto_avif and features.check("avif"):
+        candidates.append((explicit_quality(ranges, "image/avif"), _PREFERENCE["avif"], "avif"))
+    if config.auto_webp:
+        candidates.append((explicit_quality(ranges, "image/webp"), _PREFERENCE["webp"], "webp"))
+    best = max(candidates, default=(0.0, 0, "default"))
+    if best[0] > 0:
+        return Negotiated(best[2], varies=True)
+    if config.auto_jpg and quality(ranges, "image/jpeg") > 0:
         return Negotiated("jpeg", varies=True)
     return Negotiated("default", varies=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputChoice:
+    """What :func:`output_format` needs to know about the decoded result."""
+
+    requested: str | None
+    format_class: str
+    source_format: str
+    image: Image.Image
+    animated: bool
+    auto_png_to_jpg: bool
+
+
+def output_format(choice: OutputChoice, config: ImagingConfig) -> str:
+    """The concrete output format, once the source is known."""
+    if choice.requested:
+        return choice.requested
+    convertible = not choice.animated or config.auto_convert_animated
+    if convertible and choice.format_class in ("avif", "webp"):
+        return formats.FORMAT_NAMES[choice.format_class]
+    default = formats.default_output_format(choice.source_format, choice.image)
+    if default == "JPEG" or choice.animated:
+        return default
+    opaque = not formats.is_transparent(choice.image)
+    if choice.format_class == "jpeg" and opaque:
+        return "JPEG"
+    if choice.auto_png_to_jpg and choice.source_format == "PNG" and opaque:
+        return "JPEG"
+    return default

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from thumbor_py.errors import OverloadedError
+from thumbor_py import metrics
+from thumbor_py.errors import HttpError, OverloadedError
 from thumbor_py.imaging.transform import Rendered, Renderer
-from thumbor_py.plugins import Loader, StoredResult
+from thumbor_py.plugins import Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, etag_for, etag_matches, result_key
 from thumbor_py.url import ImageRequest
 
@@ -129,6 +133,12 @@ class Pipeline:
         self, storage: GuardedResultStorage, key: str, if_none_match: str | None
     ) -> Outcome | None:
         """A hit answered without decoding anything; 304 and redirects read no body."""
+        with metrics.timed("storage_hit"):
+            return await self._lookup(storage, key, if_none_match)
+
+    async def _lookup(
+        self, storage: GuardedResultStorage, key: str, if_none_match: str | None
+    ) -> Outcome | None:
         hit = await storage.get(key)
         if hit is None:
             return None
@@ -151,13 +161,51 @@ class Pipeline:
             raise OverloadedError("render queue is full, retry later")
         self._pending += 1
         try:
-            source = await self._loader.load(request.source)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._executor, self._renderer.render, source.data, request, format_class
+            # The image and what its filters name (watermark, frame) load together, through
+            # the same loader and so the same source rules.
+            wanted = self._renderer.sources(request)
+            main, *extra = await asyncio.gather(
+                self._load(wanted.image), *(self._load(url) for url in wanted.resources)
             )
+            resources = {url: src.data for url, src in zip(wanted.resources, extra, strict=True)}
+            metrics.QUEUE_DEPTH.inc()
+            job = functools.partial(
+                self._render_in_thread,
+                time.perf_counter(),
+                main.data,
+                request,
+                format_class,
+                resources,
+            )
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, contextvars.copy_context().run, job)
         finally:
             self._pending -= 1
+
+    async def _load(self, source: str) -> Source:
+        try:
+            with metrics.timed("load"):
+                return await self._loader.load(source)
+        except HttpError as exc:
+            metrics.LOADER_ERRORS.labels(kind=type(exc).__name__).inc()
+            raise
+
+    def _render_in_thread(
+        self,
+        queued_at: float,
+        data: bytes,
+        request: ImageRequest,
+        format_class: str,
+        resources: dict[str, bytes],
+    ) -> Rendered:
+        metrics.QUEUE_DEPTH.dec()
+        metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(time.perf_counter() - queued_at)
+        metrics.IN_FLIGHT.inc()
+        try:
+            with metrics.timed("render"):
+                return self._renderer.render(data, request, format_class, resources=resources)
+        finally:
+            metrics.IN_FLIGHT.dec()
 
     def _store_later(
         self,

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from thumbor_py import metrics
 from thumbor_py.plugins import ResultStorage, StoredResult
 
 log = logging.getLogger("thumbor_py.results")
@@ -46,14 +47,19 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 @dataclass(slots=True)
 class StorageCounters:
-    """What happened to result-storage calls in this process."""
+    """What happened to this storage's calls (Prometheus gets the same, per process)."""
 
-    hits: int = 0
-    misses: int = 0
-    errors: int = 0
+    hit: int = 0
+    miss: int = 0
+    error: int = 0
     skipped: int = 0
-    writes: int = 0
-    write_failures: int = 0
+    write: int = 0
+    write_failure: int = 0
+
+    def count(self, outcome: str) -> None:
+        """Count one outcome here and in the ``thumbor_py_result_storage`` metric."""
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        metrics.RESULT_STORAGE.labels(outcome=outcome).inc()
 
 
 class GuardedResultStorage:
@@ -79,13 +85,13 @@ class GuardedResultStorage:
 
     async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
         if not self.available:
-            self.counters.skipped += 1
+            self.counters.count("skipped")
             return False, None
         try:
             async with asyncio.timeout(self._timeout):
                 return True, await make()
         except Exception as exc:  # any backend failure degrades; it is logged, not raised
-            self.counters.errors += 1
+            self.counters.count("error")
             self._paused_until = time.monotonic() + self._pause
             reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}"
             log.warning(
@@ -101,10 +107,7 @@ class GuardedResultStorage:
         """The stored metadata, or None on a miss, a failure, or while paused."""
         ok, result = await self._call("get", lambda: self.storage.get(key))
         if ok:
-            if result is None:
-                self.counters.misses += 1
-            else:
-                self.counters.hits += 1
+            self.counters.count("miss" if result is None else "hit")
         return result
 
     async def read(self, key: str, result: StoredResult) -> bytes | None:
@@ -114,9 +117,17 @@ class GuardedResultStorage:
 
     async def put(self, key: str, result: StoredResult, data: bytes) -> bool:
         """Store a variant; False when the write failed or was skipped."""
-        ok, _ = await self._call("put", lambda: self.storage.put(key, result, data))
-        if ok:
-            self.counters.writes += 1
-        else:
-            self.counters.write_failures += 1
+        with metrics.timed("store"):
+            ok, _ = await self._call("put", lambda: self.storage.put(key, result, data))
+        self.counters.count("write" if ok else "write_failure")
         return ok
+
+    async def check(self) -> str | None:
+        """Why the storage is not ready (None when it answers a lookup in time)."""
+        probe = "0" * 64
+        try:
+            async with asyncio.timeout(min(self._timeout, 2.0)):
+                await self.storage.get(probe)
+        except Exception as exc:  # readiness reports any failure; it never raises
+            return f"result storage: {type(exc).__name__}: {exc}".strip()
+        return None

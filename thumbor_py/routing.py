@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from thumbor_py.config import Config
+from thumbor_py.config import Config, PluginConfig
 from thumbor_py.plugins import Lifecycle, Loader, PluginContext, Source, create_plugin
 
 
@@ -31,37 +31,53 @@ class RoutingLoader:
         return await self.loader_for(source).load(source)
 
     def _loaders(self) -> list[Loader]:
-        return [loader for _, loader in self._routes] + [self._default]
+        # Routes may share one loader instance; start and close each once.
+        unique: dict[int, Loader] = {}
+        for loader in [loader for _, loader in self._routes] + [self._default]:
+            unique.setdefault(id(loader), loader)
+        return list(unique.values())
 
     async def start(self) -> None:
-        """Start every routed loader that has a lifecycle."""
-        for loader in self._loaders():
-            if isinstance(loader, Lifecycle):
-                await loader.start()
+        """Start every routed loader that has a lifecycle; on failure close those started."""
+        started: list[Lifecycle] = []
+        try:
+            for loader in self._loaders():
+                if isinstance(loader, Lifecycle):
+                    await loader.start()
+                    started.append(loader)
+        except BaseException:
+            for lifecycle in reversed(started):
+                await lifecycle.aclose()
+            raise
 
     async def aclose(self) -> None:
         """Close every routed loader that has a lifecycle."""
-        for loader in self._loaders():
+        for loader in reversed(self._loaders()):
             if isinstance(loader, Lifecycle):
                 await loader.aclose()
 
 
 def build_loader(config: Config, context: PluginContext) -> Loader:
-    """The configured loader, wrapped in a router when ``routes`` are configured."""
+    """The configured loader, wrapped in a router when ``routes`` are configured.
+
+    Routes whose ``loader`` sections are identical share one instance (and so one client):
+    ``http://`` and ``https://`` routes to the same ``http`` settings use one session.
+    """
     default = create_plugin(config.loader, Loader, "loader", "loader", context)  # type: ignore[type-abstract]
     if not config.routes:
         return default
-    routes = [
-        (
-            route.prefix,
-            create_plugin(
+    built: list[tuple[PluginConfig, Loader]] = [(config.loader, default)]
+    routes: list[tuple[str, Loader]] = []
+    for index, route in enumerate(config.routes):
+        loader = next((made for spec, made in built if spec == route.loader), None)
+        if loader is None:
+            loader = create_plugin(
                 route.loader,
                 Loader,  # type: ignore[type-abstract]
                 "loader",
                 f"routes[{index}].loader",
                 context,
-            ),
-        )
-        for index, route in enumerate(config.routes)
-    ]
+            )
+            built.append((route.loader, loader))
+        routes.append((route.prefix, loader))
     return RoutingLoader(routes, default)

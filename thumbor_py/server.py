@@ -2,6 +2,8 @@
 
 Each process runs its own event loop and render threads, so CPU-bound renders use every core
 without the GIL in the way; the kernel spreads connections over the processes' ``accept``.
+SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to
+``server.request_timeout``), flushes pending result-storage writes and closes clients.
 """
 
 from __future__ import annotations
@@ -9,17 +11,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from types import FrameType
 
-from aiohttp import web
-
-from thumbor_py.app import create_app
 from thumbor_py.config import Config
 
 log = logging.getLogger("thumbor_py.server")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def worker_count(config: Config) -> int:
@@ -40,11 +42,32 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _prepare_metrics_folder() -> str | None:
+    """Point prometheus_client at an empty samples folder; must precede its first import.
+
+    Returns the folder when this process created it (and so removes it at exit).
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        shutil.rmtree(given, ignore_errors=True)  # stale samples from a previous run
+        os.makedirs(given, exist_ok=True)
+        return None
+    folder = tempfile.mkdtemp(prefix="thumbor-py-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    return folder
+
+
 def _serve(config: Config, sock: socket.socket) -> None:
+    from aiohttp import web
+
+    from thumbor_py.app import create_app
+    from thumbor_py.logs import AccessLogger
+
     web.run_app(
         create_app(config),
         sock=sock,
-        access_log=log if config.server.access_log else None,
+        access_log=logging.getLogger("thumbor_py.access") if config.server.access_log else None,
+        access_log_class=AccessLogger,
         print=None,
         handle_signals=True,
         shutdown_timeout=config.server.request_timeout,
@@ -53,9 +76,12 @@ def _serve(config: Config, sock: socket.socket) -> None:
 
 def serve(config: Config) -> None:
     """Serve until SIGINT or SIGTERM; with several workers, supervise them."""
+    count = worker_count(config)
+    created = _prepare_metrics_folder() if count > 1 else None
+    from thumbor_py.app import create_app
+
     create_app(config)  # resolve plugins and fail fast, before binding or forking
     sock = bind_socket(config.server.host, config.server.port)
-    count = worker_count(config)
     if count == 1:
         _serve(config, sock)
         return
@@ -69,10 +95,12 @@ def serve(config: Config) -> None:
                 os._exit(0)
         children.append(pid)
     sock.close()
-    _supervise(children)
+    _supervise(children, created)
 
 
-def _supervise(children: list[int]) -> None:
+def _supervise(children: list[int], created_folder: str | None) -> None:
+    from thumbor_py.metrics import worker_exited
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -83,5 +111,8 @@ def _supervise(children: list[int]) -> None:
     status = 0
     for pid in children:
         _, code = os.waitpid(pid, 0)
+        worker_exited(pid)
         status = status or os.waitstatus_to_exitcode(code)
+    if created_folder:
+        shutil.rmtree(created_folder, ignore_errors=True)
     sys.exit(max(status, 0))

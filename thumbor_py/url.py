@@ -119,7 +119,21 @@ class ImageRequest:
             parts.append("smart")
         if self.filters:
             parts.append(_FILTERS_PREFIX + ":".join(str(f) for f in self.filters))
+        elif (
+            not self.smart
+            and self.valign == "middle"
+            and not self._image_survives(parts)
+            and self._image_survives([*parts, "middle"])
+        ):
+            # An image such as "0x0/a.jpg" (from ".../center/0x0/a.jpg") would be read as an
+            # option once the default "center" is dropped: close the options explicitly.
+            parts.append("middle")
         return parts
+
+    def _image_survives(self, parts: list[str]) -> bool:
+        if "/" not in self.image:
+            return True
+        return _parse_options("/".join([*parts, self.image]))[1] == self.image
 
     def _geometry_segments(self) -> list[str]:
         parts: list[str] = []
@@ -196,10 +210,13 @@ def _stage_trim(seg: str, out: dict[str, Any]) -> bool:
     if not match:
         return False
     corner_text, tolerance_text = match.groups()
+    if corner_text is None and tolerance_text is not None:
+        # Thumbor splits ``trim:N`` on ":" and takes "N" as the corner; its C code treats any
+        # corner but "top-left" as bottom-right, so this is bottom-right with no tolerance.
+        out["trim"] = Trim("bottom-right", 0)
+        return True
     corner: TrimCorner = "bottom-right" if corner_text == "bottom-right" else "top-left"
-    # Thumbor reads ``trim:N`` as a corner named "N" (so top-left) with no tolerance.
-    tolerance = int(tolerance_text) if tolerance_text and corner_text else 0
-    out["trim"] = Trim(corner, tolerance)
+    out["trim"] = Trim(corner, int(tolerance_text) if tolerance_text else 0)
     return True
 
 

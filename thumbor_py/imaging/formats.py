@@ -1,14 +1,19 @@
-"""Decoding with limits, EXIF orientation, and encoding to the formats browsers take."""
+"""Decoding with limits, EXIF orientation, colour normalisation, and encoding to the formats
+browsers take (JPEG, PNG, WebP, AVIF, GIF, and HEIF on request)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from thumbor_py.errors import ImageDecodeError, ImageTooLargeError
+from thumbor_py.imaging import palette
+from thumbor_py.imaging.pixels import has_alpha, min_value
 
 # Pillow's own bomb guard stays on as a backstop; ours (max_pixels) is checked first.
 Image.MAX_IMAGE_PIXELS = 200_000_000
@@ -19,6 +24,7 @@ CONTENT_TYPES = {
     "WEBP": "image/webp",
     "GIF": "image/gif",
     "AVIF": "image/avif",
+    "HEIF": "image/heif",
 }
 FORMAT_NAMES = {
     "jpeg": "JPEG",
@@ -27,9 +33,25 @@ FORMAT_NAMES = {
     "webp": "WEBP",
     "gif": "GIF",
     "avif": "AVIF",
+    "heic": "HEIF",
+    "heif": "HEIF",
 }
+# Formats served as they come when the URL asks for none; others become PNG or JPEG.
+_WEB_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "AVIF"})
+ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG", "AVIF"})
 _EXIF_ORIENTATION = 0x0112
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+@functools.cache
+def _register_heif() -> None:
+    """HEIC/HEIF decoding and encoding through pillow-heif, registered once, on first use."""
+    try:
+        import pillow_heif
+    except ImportError:  # pragma: no cover - an optional codec
+        return
+    pillow_heif.register_heif_opener()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +64,20 @@ class Opened:
     oriented_size: tuple[int, int]
     orientation: int
     frames: int
+    mode: str = ""
+
+    @property
+    def animated(self) -> bool:
+        """Whether the source is an animation (more than one frame)."""
+        return self.frames > 1
 
 
-def open_image(data: bytes, *, max_pixels: int, respect_orientation: bool) -> Opened:
-    """Read the header only, and refuse sources over ``max_pixels`` (frames counted)."""
+def open_image(
+    data: bytes, *, max_pixels: int, respect_orientation: bool, max_frames: int = 0
+) -> Opened:
+    """Read the header only; refuse sources over ``max_pixels`` (frames counted) or over
+    ``max_frames`` frames (0 = no frame cap)."""
+    _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -62,13 +94,17 @@ def open_image(data: bytes, *, max_pixels: int, respect_orientation: bool) -> Op
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError("source image has no pixels")
+    if max_frames and frames > max_frames:
+        raise ImageTooLargeError(f"source has {frames} frames, over the {max_frames}-frame limit")
     if width * height * frames > max_pixels:
         raise ImageTooLargeError(
             f"source is {width}x{height} with {frames} frame(s), over the {max_pixels}-pixel limit"
         )
     orientation = _orientation(image) if respect_orientation else 1
     oriented = (height, width) if orientation in _SWAPPED_ORIENTATIONS else (width, height)
-    return Opened(image, image.format or "", (width, height), oriented, orientation, frames)
+    return Opened(
+        image, image.format or "", (width, height), oriented, orientation, frames, image.mode
+    )
 
 
 def _decode_reason(exc: Exception) -> str:
@@ -89,6 +125,7 @@ def load_pixels(opened: Opened, draft_size: tuple[int, int] | None) -> Image.Ima
     """Decode the first frame, using JPEG DCT scaling towards ``draft_size`` when given."""
     image = opened.image
     try:
+        image.seek(0)
         if draft_size is not None and opened.format == "JPEG":
             # Drafting in the stored orientation: swap the box for rotated images.
             box = draft_size[::-1] if opened.orientation in _SWAPPED_ORIENTATIONS else draft_size
@@ -96,24 +133,72 @@ def load_pixels(opened: Opened, draft_size: tuple[int, int] | None) -> Image.Ima
         image.load()
         if opened.orientation != 1:
             image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageDecodeError("source image is truncated or corrupt") from exc
     return image
 
 
+def source_icc(opened: Opened) -> bytes | None:
+    """The source's ICC profile, unless it describes a colour space the output will not be
+    in (a CMYK profile: CMYK is converted to sRGB on load)."""
+    icc = opened.image.info.get("icc_profile")
+    if not icc or opened.image.mode == "CMYK":
+        return None
+    return bytes(icc)
+
+
+def normalize_mode(image: Image.Image) -> Image.Image:
+    """A mode every filter and encoder handles: 8-bit L, LA, RGB, RGBA or P.
+
+    CMYK goes to sRGB through its embedded profile when there is one; 16-bit and 32-bit
+    greys are scaled (Pillow's plain conversion would clip them to white).
+    """
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA", "P"):
+        return image
+    if mode == "CMYK":
+        return _cmyk_to_rgb(image)
+    if mode.startswith("I;16") or mode == "I":
+        scale = 1 / 256 if mode.startswith("I;16") or _max_value(image) > 255 else 1
+        return image.convert("I").point(lambda v: v * scale).convert("L")
+    if mode == "F":
+        return image.point(lambda v: v * 255).convert("L")
+    if mode in ("1",):
+        return image.convert("L")
+    return image.convert("RGBA" if has_alpha(image) or "A" in mode else "RGB")
+
+
+def _max_value(image: Image.Image) -> float:
+    extrema = image.getextrema()
+    return float(extrema[1]) if isinstance(extrema[1], int | float) else 255.0
+
+
+def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
+    icc = image.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            srgb = ImageCms.createProfile("sRGB")
+            converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            converted = None
+        if isinstance(converted, Image.Image):
+            return converted
+    return image.convert("RGB")
+
+
 def default_output_format(source_format: str, image: Image.Image) -> str:
     """The output format when the URL asks for none: the source's, if browsers take it."""
-    if source_format in CONTENT_TYPES and source_format != "AVIF":
+    if source_format in _WEB_FORMATS:
         return source_format
-    if source_format == "AVIF":
-        return "AVIF"
-    return "PNG" if _has_alpha(image) else "JPEG"
+    return "PNG" if has_alpha(image) else "JPEG"
 
 
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
+def is_transparent(image: Image.Image) -> bool:
+    """Whether any pixel is less than opaque (not just whether there is an alpha channel)."""
+    if not has_alpha(image):
+        return False
+    return min_value(image.convert("RGBA").getchannel("A")) < 255
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,41 +210,93 @@ class EncodeOptions:
     progressive: bool = True
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    avif_speed: int = 6
+    keep_palette: bool = False
+    durations: tuple[int, ...] = ()
+    loop: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
 
 
-def encode(image: Image.Image, options: EncodeOptions) -> bytes:
-    """Encode ``image``; the bytes' format is exactly ``options.format``."""
+def encode(image: Image.Image | list[Image.Image], options: EncodeOptions) -> bytes:
+    """Encode an image (or the frames of an animation) as exactly ``options.format``."""
+    frames = image if isinstance(image, list) else [image]
     fmt = options.format
-    image = _convert_for(image, fmt)
-    params: dict[str, object] = {}
-    if options.icc_profile:
-        params["icc_profile"] = options.icc_profile
-    if options.exif:
-        params["exif"] = options.exif
-    if fmt == "JPEG":
-        params.update(quality=options.quality, optimize=True, progressive=options.progressive)
-    elif fmt == "WEBP":
-        params.update(quality=options.quality, method=4, lossless=options.quality >= 100)
-    elif fmt == "AVIF":
-        params.update(quality=options.quality)
-    elif fmt == "PNG":
-        params.update(optimize=False, compress_level=6)
+    if fmt == "GIF":
+        converted = palette.to_gif_frames(frames)
+    else:
+        converted = [_convert_for(frame, fmt, options.keep_palette) for frame in frames]
+    params = _params(options, animated=len(converted) > 1)
     buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
+    first, *rest = converted
+    if rest:
+        params.update(save_all=True, append_images=rest)
+    try:
+        first.save(buffer, fmt, **params)
+    except (OSError, ValueError) as exc:
+        raise ImageDecodeError(f"cannot encode the image as {fmt}: {exc}") from exc
     return buffer.getvalue()
 
 
-def _convert_for(image: Image.Image, fmt: str) -> Image.Image:
+def _params(options: EncodeOptions, *, animated: bool) -> dict[str, object]:
+    fmt = options.format
+    params: dict[str, object] = dict(options.extra)
+    if fmt != "GIF":
+        # Explicit, even when empty: several encoders fall back to the image's own info.
+        params["icc_profile"] = options.icc_profile or None
+        params["exif"] = options.exif or (None if fmt == "HEIF" else b"")
+    params.update(_codec_params(options))
+    if animated and options.durations:
+        params.update(duration=list(options.durations))
+        if options.loop is not None:
+            params.update(loop=options.loop)
+        if fmt == "GIF":
+            params.update(disposal=2)
+    return params
+
+
+def _codec_params(options: EncodeOptions) -> dict[str, object]:
+    quality = options.quality
+    codecs: dict[str, dict[str, object]] = {
+        "JPEG": {"quality": quality, "optimize": True, "progressive": options.progressive},
+        "WEBP": {"quality": quality, "method": 4, "lossless": quality >= 100},
+        "AVIF": {"quality": quality, "speed": options.avif_speed},
+        "HEIF": {"quality": quality},
+        "PNG": {"optimize": False, "compress_level": 6},
+    }
+    return codecs.get(options.format, {})
+
+
+def _convert_for(image: Image.Image, fmt: str, keep_palette: bool) -> Image.Image:
     mode = image.mode
     if fmt == "JPEG":
         # Like Thumbor: alpha is dropped, not composited (background_color() composites).
         return image if mode == "RGB" else image.convert("RGB")
-    if fmt == "GIF":
-        return (
-            image if mode in ("P", "L") else image.convert("RGBA" if _has_alpha(image) else "RGB")
-        )
-    if fmt in ("PNG", "WEBP", "AVIF"):
-        if mode in ("RGB", "RGBA", "L", "LA") or (mode == "P" and fmt == "PNG"):
-            return image
-        return image.convert("RGBA" if _has_alpha(image) else "RGB")
-    return image
+    if fmt == "PNG" and keep_palette:
+        return palette.to_palette(image)
+    if mode in ("RGB", "RGBA") or (mode in ("L", "LA") and fmt in ("PNG", "WEBP")):
+        return image
+    if mode == "P" and fmt == "PNG":
+        return image
+    return image.convert("RGBA" if has_alpha(image) else "RGB")
+
+
+Encoder = Callable[[int], bytes]
+
+
+def fit_quality(encoder: Encoder, quality: int, max_bytes: int) -> bytes:
+    """The output at the highest quality <= ``quality`` whose size is at most ``max_bytes``
+    (a bisection: about log2(quality) encodes); the full-quality output when none fits."""
+    best = encoder(quality)
+    if len(best) <= max_bytes:
+        return best
+    fallback = best
+    low, high = 1, quality - 1
+    found: bytes | None = None
+    while low <= high:
+        middle = (low + high) // 2
+        data = encoder(middle)
+        if len(data) <= max_bytes:
+            found, low = data, middle + 1
+        else:
+            high = middle - 1
+    return found if found is not None else fallback

@@ -3,31 +3,35 @@
 Runs in a worker thread, never on the event loop. Geometry comes from the pure functions in
 :mod:`thumbor_py.imaging.geometry`; pixels are only touched once the whole plan is known,
 which lets JPEG sources be decoded at a reduced DCT scale and the crop and resize be done by
-one resampling pass.
+one resampling pass. Animations go through the same steps frame by frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from PIL import Image, ImageChops, ImageDraw, ImageMath
+from PIL import Image
 
 from thumbor_py.config import ImagingConfig
-from thumbor_py.errors import ImageTooLargeError
+from thumbor_py.errors import ConfigError, ImageTooLargeError
+from thumbor_py.imaging import animation, formats, geometry, meta, trim
 from thumbor_py.imaging import filters as flt
-from thumbor_py.imaging import formats, geometry
-from thumbor_py.imaging.geometry import Box, FocalPoint, ResizeRequest
-from thumbor_py.url import Crop, ImageRequest, Trim
+from thumbor_py.imaging.layout import (
+    RESAMPLE,
+    Layout,
+    draft_size,
+    finish,
+    layout_for,
+    point_mapper,
+    record,
+    resize_request,
+)
+from thumbor_py.negotiation import OutputChoice, output_format
+from thumbor_py.url import Crop, ImageRequest
 
-RESAMPLE = Image.Resampling.LANCZOS
-# Pillow reduces by an integer factor before the final Lanczos pass when the ratio allows
-# it; 3.0 keeps the result indistinguishable from a full Lanczos resize.
-REDUCING_GAP = 3.0
+_QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,379 +43,300 @@ class Rendered:
     width: int
     height: int
     max_age: int | None = None
+    # Whether result storage may keep this body (the pipeline checks it before storing).
+    cacheable: bool = True
+    frames: int = 1
 
 
-@dataclass(slots=True)
-class _Operations:
-    """The geometry actually applied, in Thumbor's ``meta/`` vocabulary."""
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """What to load before rendering: the image (``extract_focal()`` may change it) and
+    the images filter arguments name (``watermark``, ``frame``), loaded by the same loader."""
 
-    items: list[dict[str, Any]] = field(default_factory=list)
-    focal_points: tuple[FocalPoint, ...] = ()
-
-    def crop(self, box: Box) -> None:
-        self.items.append(
-            {
-                "type": "crop",
-                "left": box.left,
-                "top": box.top,
-                "right": box.right,
-                "bottom": box.bottom,
-            }
-        )
-
-    def resize(self, size: tuple[float, float]) -> None:
-        self.items.append({"type": "resize", "width": size[0], "height": size[1]})
+    image: str
+    resources: tuple[str, ...] = ()
 
 
 class Renderer:
-    """Renders requests under one imaging configuration and filter registry."""
+    """Renders requests under one imaging configuration and filter registry.
+
+    The filter plugins named in ``config.filter_plugins`` are resolved here, at start-up.
+    """
 
     def __init__(
         self,
         config: ImagingConfig,
         registry: Mapping[str, flt.FilterSpec],
         *,
-        strict_filters: bool = False,
+        strict_filters: bool | None = None,
     ) -> None:
+        if not 0 <= config.avif_speed <= 10:
+            raise ConfigError("imaging.avif_speed: must be between 0 (slowest) and 10")
+        if config.max_frames < 0:
+            raise ConfigError("imaging.max_frames: must be 0 (no cap) or more")
+        plugins = flt.load_plugins(config.filter_plugins)
         self._config = config
-        self._registry = registry
+        self._registry = {**registry, **{spec.name: spec for spec in plugins}}
         self._allowed = frozenset(config.filters) if config.filters is not None else None
-        self._strict = strict_filters
+        self._strict = config.strict_filters if strict_filters is None else strict_filters
+
+    def _bind(self, request: ImageRequest) -> tuple[flt.BoundFilter, ...]:
+        return flt.bind(
+            request.filters, registry=self._registry, allowed=self._allowed, strict=self._strict
+        )
+
+    def _state(
+        self, request: ImageRequest, resources: Mapping[str, bytes] | None = None
+    ) -> flt.RenderState:
+        return flt.RenderState(
+            image=None,
+            geometry=resize_request(request, self._config),
+            source_format="",
+            quality=self._config.quality,
+            strip_exif=not self._config.preserve_exif,
+            source=request.source,
+            resources=resources or {},
+            max_pixels=self._config.max_pixels,
+            strict=self._strict,
+        )
 
     def check_request(self, request: ImageRequest) -> None:
-        """Refuse requests whose canvas alone is over the output limit, before any I/O."""
+        """Refuse, before any I/O, requests whose canvas alone is over the output limit and
+        (in strict mode) filters whose arguments do not parse."""
+        self._bind(request)
         width, height = request.width, request.height
         if isinstance(width, int) and isinstance(height, int):
             self._check_output((width, height))
 
-    def _check_output(self, size: tuple[int, int]) -> None:
+    def sources(self, request: ImageRequest) -> Sources:
+        """What the pipeline must load for ``request`` (runs the pre-load filters)."""
+        bound = self._bind(request)
+        state = self._state(request)
+        flt.run_phase(bound, "pre_load", state)
+        resources = dict.fromkeys(url for item in bound for url in item.resources)
+        return Sources(state.source, tuple(resources))
+
+    def _check_output(self, size: tuple[int, int], frames: int = 1) -> None:
         limit = self._config.max_output_pixels
-        if size[0] * size[1] > limit:
+        if size[0] * size[1] * frames > limit:
             raise ImageTooLargeError(
-                f"requested output {size[0]}x{size[1]} is over the {limit}-pixel limit"
+                f"requested output {size[0]}x{size[1]} ({frames} frame(s)) is over the "
+                f"{limit}-pixel limit"
             )
 
-    def render(self, data: bytes, request: ImageRequest, format_class: str = "default") -> Rendered:
+    def render(
+        self,
+        data: bytes,
+        request: ImageRequest,
+        format_class: str = "default",
+        *,
+        resources: Mapping[str, bytes] | None = None,
+    ) -> Rendered:
         """Render ``request`` from the source bytes ``data``.
 
-        ``format_class`` comes from :mod:`thumbor_py.negotiation`: ``default`` keeps the
-        source's format (or the URL's ``format()``); ``webp``/``avif``/``jpeg`` are what the
-        client's ``Accept`` allowed and the configuration asked for.
+        ``format_class`` comes from :mod:`thumbor_py.negotiation` and is applied here, once
+        the source is known. ``resources`` holds the bytes of :meth:`sources`' resources.
         """
         config = self._config
-        bound = flt.bind(
-            request.filters, registry=self._registry, allowed=self._allowed, strict=self._strict
-        )
-        state = flt.RenderState(
-            image=None,
-            geometry=_geometry(request, config),
-            source_format="",
-            quality=config.quality,
-            strip_exif=not config.preserve_exif,
-        )
+        bound = self._bind(request)
+        state = self._state(request, resources)
         flt.run_phase(bound, "pre_load", state)
         opened = formats.open_image(
-            data, max_pixels=config.max_pixels, respect_orientation=config.respect_orientation
+            data,
+            max_pixels=config.max_pixels,
+            respect_orientation=config.respect_orientation,
+            max_frames=config.max_frames,
         )
         state.source_format = opened.format
         state.oriented_size = opened.oriented_size
         flt.run_phase(bound, "after_load", state)
-        self._check_output(geometry.output_size(state.geometry, opened.oriented_size))
-        operations = _Operations()
-        image: Image.Image | None = None
-        if request.trim is not None or not request.meta:
-            image, layout = _decode_and_crop(request, opened, state, operations, config)
-        else:
-            layout = _layout(request, state, opened.oriented_size, config)
-        _record(layout, request, operations)
+        output = geometry.output_size(state.geometry, opened.oriented_size)
+        self._check_output(output, opened.frames)
+        operations = meta.Operations()
+        if request.meta and request.trim is None:
+            layout = layout_for(request, state, opened.oriented_size, config)
+            return _meta_response(request, opened, state, bound, operations, layout)
+        decoded = _decode(request, opened, state, operations, config)
         if request.meta:
-            return _meta_response(request, opened, state, operations, layout.work_size)
-        assert image is not None
-        state.image = _finish(image, layout, request, state)
-        flt.run_phase(bound, "post_transform", state)
-        return _encode(state, opened, format_class)
+            return _meta_response(request, opened, state, bound, operations, decoded.layout)
+        record(decoded.layout, request, operations)
+        return self._produce(decoded, request, state, bound, opened, format_class)
+
+    def _produce(
+        self,
+        decoded: _Decoded,
+        request: ImageRequest,
+        state: flt.RenderState,
+        bound: tuple[flt.BoundFilter, ...],
+        opened: formats.Opened,
+        format_class: str,
+    ) -> Rendered:
+        """Geometry and post-transform filters for each frame, then encoding."""
+        layout = decoded.layout
+        state.map_point = point_mapper(layout, request, opened.oriented_size)
+        first = _filtered(decoded.images[0], layout, request, state, bound)
+        choice = OutputChoice(
+            requested=state.format,
+            format_class=format_class,
+            source_format=opened.format,
+            image=first,
+            animated=len(decoded.images) > 1,
+            auto_png_to_jpg=(
+                self._config.auto_png_to_jpg
+                if state.auto_png_to_jpg is None
+                else state.auto_png_to_jpg
+            ),
+        )
+        fmt = output_format(choice, self._config)
+        frames = [first]
+        if fmt in formats.ANIMATED_FORMATS:
+            for image in decoded.images[1:]:
+                frame = _filtered(image, layout, request, state, bound)
+                frames.append(frame if frame.size == first.size else frame.resize(first.size))
+        return _encode(state, opened, frames, fmt, decoded, self._config)
 
 
-def _geometry(request: ImageRequest, config: ImagingConfig) -> ResizeRequest:
-    return ResizeRequest(
-        width=geometry.clamp_to_max(request.width, config.max_width),
-        height=geometry.clamp_to_max(request.height, config.max_height),
-        fit_in=request.fit_in,
-        adaptive=request.adaptive,
-        full=request.full,
-        halign=request.halign,
-        valign=request.valign,
-    )
+def _filtered(
+    image: Image.Image,
+    layout: Layout,
+    request: ImageRequest,
+    state: flt.RenderState,
+    bound: tuple[flt.BoundFilter, ...],
+) -> Image.Image:
+    state.image = finish(image, layout, request, state)
+    flt.run_phase(bound, "post_transform", state)
+    return state.pixels
 
 
 @dataclass(frozen=True, slots=True)
-class _Layout:
-    """Where the geometry happens, in "work" pixels: the upright source after Thumbor's
-    max-size normalisation and trim. The decoded image may be smaller (JPEG draft) or larger
-    (not yet normalised); ``scale`` maps work pixels onto it."""
+class _Decoded:
+    """The decoded (and trimmed) frames, their layout, and the animation timing."""
 
-    work_size: tuple[int, int]
-    manual: Box | None
-    plan: geometry.Plan
-    scale: tuple[float, float] = (1.0, 1.0)
+    images: list[Image.Image]
+    layout: Layout
+    durations: tuple[int, ...] = ()
+    loop: int | None = None
 
 
-def _layout(
-    request: ImageRequest,
-    state: flt.RenderState,
-    size: tuple[int, int],
-    config: ImagingConfig,
-    trimmed_crop: Crop | None = None,
-    *,
-    trimmed: bool = False,
-) -> _Layout:
-    """The crops and resize for an upright image of ``size``.
-
-    After a trim, ``size`` is the trimmed image and ``trimmed_crop`` the URL's crop already
-    moved into its coordinates; the max-size normalisation happened before the trim.
-    """
-    normalized = None
-    if not trimmed:
-        normalized = geometry.normalize_size(size, config.max_width, config.max_height)
-    work_size = normalized or size
-    crop = trimmed_crop if trimmed else request.crop
-    if normalized and crop is not None:
-        crop = geometry.scale_crop(crop, work_size[0] / size[0])
-    manual = geometry.manual_crop_box(crop, work_size)
-    plan = geometry.plan(state.geometry, manual.size if manual else work_size, state.focal_points)
-    return _Layout(work_size, manual, plan)
-
-
-def _decode_and_crop(
+def _decode(
     request: ImageRequest,
     opened: formats.Opened,
     state: flt.RenderState,
-    operations: _Operations,
+    operations: meta.Operations,
     config: ImagingConfig,
-) -> tuple[Image.Image, _Layout]:
-    """Decode (drafting JPEGs when the output is smaller) and trim; return the layout."""
+) -> _Decoded:
+    """Decode (drafting JPEGs when the output is smaller, every frame of an animation),
+    normalise the colour mode and trim; return the frames and their layout."""
     size = opened.oriented_size
-    layout = _layout(request, state, size, config)
-    if request.trim is None:
-        draft = None if request.debug else _draft_size(size, layout)
-        image = formats.load_pixels(opened, draft)
+    layout = layout_for(request, state, size, config)
+    durations: tuple[int, ...] = ()
+    loop = None
+    if opened.animated:
+        frames = animation.read_frames(opened)
+        images, durations, loop = frames.frames, frames.durations, frames.loop
     else:
-        image = formats.load_pixels(opened, None)
-        if layout.work_size != size:
-            image = image.resize(layout.work_size, RESAMPLE)
-        crop = request.crop
-        if crop is not None and layout.work_size != size:
-            crop = geometry.scale_crop(crop, layout.work_size[0] / size[0])
-        image, crop = _trim(image, request.trim, crop, operations)
-        layout = _layout(request, state, image.size, config, crop, trimmed=True)
-    scale = (image.size[0] / layout.work_size[0], image.size[1] / layout.work_size[1])
-    return image, dataclasses.replace(layout, scale=scale)
+        skip_draft = request.debug or request.trim is not None
+        draft = None if skip_draft else draft_size(size, layout)
+        images = [formats.load_pixels(opened, draft)]
+    images = [formats.normalize_mode(image) for image in images]
+    if request.trim is not None:
+        images, layout = _trimmed(images, request, state, operations, layout, config)
+    scale = (images[0].size[0] / layout.work_size[0], images[0].size[1] / layout.work_size[1])
+    return _Decoded(images, dataclasses.replace(layout, scale=scale), durations, loop)
 
 
-def _draft_size(size: tuple[int, int], layout: _Layout) -> tuple[int, int] | None:
-    """The smallest decoded size that still holds every output pixel, or None for full size."""
-    plan = layout.plan
-    if plan.resize is None:
-        return None
-    region = plan.auto_crop or layout.manual
-    region_size = region.size if region else layout.work_size
-    ratio = max(plan.resize[0] / region_size[0], plan.resize[1] / region_size[1])
-    ratio *= layout.work_size[0] / size[0]
-    if ratio >= 0.5:
-        return None
-    return math.ceil(size[0] * ratio), math.ceil(size[1] * ratio)
+def _trimmed(
+    images: list[Image.Image],
+    request: ImageRequest,
+    state: flt.RenderState,
+    operations: meta.Operations,
+    layout: Layout,
+    config: ImagingConfig,
+) -> tuple[list[Image.Image], Layout]:
+    assert request.trim is not None
+    size = images[0].size
+    if layout.work_size != size:
+        images = [image.resize(layout.work_size, RESAMPLE) for image in images]
+    crop = request.crop
+    if crop is not None and layout.work_size != size:
+        crop = geometry.scale_crop(crop, layout.work_size[0] / size[0])
+    box = trim.trim_box(images[0], request.trim)
+    if box is not None:
+        operations.crop(box)
+        images = [image.crop((box.left, box.top, box.right, box.bottom)) for image in images]
+        if crop is not None:
+            crop = Crop(
+                crop.left - box.left,
+                crop.top - box.top,
+                crop.right - box.left,
+                crop.bottom - box.top,
+            )
+    return images, layout_for(request, state, images[0].size, config, crop, trimmed=True)
 
 
-def _record(layout: _Layout, request: ImageRequest, operations: _Operations) -> None:
-    """Log the geometry in Thumbor's ``meta/`` vocabulary (debug only crops manually)."""
-    operations.focal_points = layout.plan.focal_points
-    if layout.manual is not None:
-        operations.crop(layout.manual)
-    if request.debug:
-        return
-    if layout.plan.auto_crop is not None:
-        operations.crop(layout.plan.auto_crop)
-    if layout.plan.reported_resize is not None:
-        operations.resize(layout.plan.reported_resize)
-    if request.flip_horizontal:
-        operations.items.append({"type": "flip_horizontally"})
-    if request.flip_vertical:
-        operations.items.append({"type": "flip_vertically"})
-
-
-def _finish(
-    image: Image.Image, layout: _Layout, request: ImageRequest, state: flt.RenderState
-) -> Image.Image:
-    """Crop and resize in one resampling pass, then flip (debug only draws focal points)."""
-    scale = layout.scale
-    if request.debug:
-        if layout.manual is not None:
-            image = image.crop(_scaled(layout.manual, scale))
-        return _draw_focal_points(image, state.focal_points)
-    box = _combine(layout.manual, layout.plan.auto_crop)
-    resize = layout.plan.resize
-    if resize is None and scale != (1.0, 1.0):
-        resize = box.size if box else layout.work_size
-    if resize is not None:
-        full = Box(0, 0, *layout.work_size)
-        image = _resize(image, resize, _scaled_float(box or full, scale))
-    elif box is not None:
-        image = image.crop(_scaled(box, scale))
-    if request.flip_horizontal:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if request.flip_vertical:
-        image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    return image
-
-
-def _combine(manual: Box | None, auto: Box | None) -> Box | None:
-    if auto is None:
-        return manual
-    if manual is None:
-        return auto
-    return Box(
-        manual.left + auto.left,
-        manual.top + auto.top,
-        manual.left + auto.right,
-        manual.top + auto.bottom,
+def _encode(
+    state: flt.RenderState,
+    opened: formats.Opened,
+    frames: list[Image.Image],
+    fmt: str,
+    decoded: _Decoded,
+    config: ImagingConfig,
+) -> Rendered:
+    loop = decoded.loop if decoded.loop is not None or fmt == "GIF" else 1
+    options = formats.EncodeOptions(
+        format=fmt,
+        quality=state.quality,
+        progressive=config.progressive_jpeg,
+        icc_profile=None if state.strip_icc else formats.source_icc(opened),
+        exif=None if state.strip_exif else _exif(opened),
+        avif_speed=config.avif_speed,
+        keep_palette=opened.mode in ("P", "1") and len(frames) == 1,
+        durations=decoded.durations[: len(frames)],
+        loop=loop,
     )
+    image: Image.Image | list[Image.Image] = frames if len(frames) > 1 else frames[0]
 
+    def encoder(quality: int) -> bytes:
+        return formats.encode(image, dataclasses.replace(options, quality=quality))
 
-def _scaled(box: Box, scale: tuple[float, float]) -> tuple[int, int, int, int]:
-    left, top, right, bottom = _scaled_float(box, scale)
-    return round(left), round(top), round(right), round(bottom)
-
-
-def _scaled_float(box: Box, scale: tuple[float, float]) -> tuple[float, float, float, float]:
-    return box.left * scale[0], box.top * scale[1], box.right * scale[0], box.bottom * scale[1]
-
-
-def _resize(
-    image: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]
-) -> Image.Image:
-    if image.mode in ("1", "P"):
-        # Palette images resample only with NEAREST; go to true colour first, as Thumbor does.
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode not in ("RGB", "RGBA", "L", "LA", "I", "F", "RGBX", "CMYK", "I;16"):
-        image = image.convert("RGBA")
-    if image.size == size and box == (0.0, 0.0, float(size[0]), float(size[1])):
-        return image
-    return image.resize(size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
-
-
-def _trim(
-    image: Image.Image, trim: Trim, crop: Crop | None, operations: _Operations
-) -> tuple[Image.Image, Crop | None]:
-    """Cut away the border coloured like the chosen corner, within the tolerance."""
-    rgb = image.convert("RGB")
-    width, height = rgb.size
-    corner = (0, 0) if trim.corner == "top-left" else (width - 1, height - 1)
-    reference = Image.new("RGB", rgb.size, rgb.getpixel(corner))  # type: ignore[arg-type]
-    diff = ImageChops.difference(rgb, reference)
-    if trim.tolerance:
-        red, green, blue = (channel.convert("I") for channel in diff.split())
-        limit = trim.tolerance * trim.tolerance
-        mask = ImageMath.lambda_eval(
-            lambda a: ((a["r"] * a["r"] + a["g"] * a["g"] + a["b"] * a["b"]) > limit) * 255,
-            r=red,
-            g=green,
-            b=blue,
-        )
-        bbox = mask.convert("L").getbbox()
+    if state.max_bytes and fmt in _QUALITY_FORMATS:
+        data = formats.fit_quality(encoder, state.quality, state.max_bytes)
     else:
-        bbox = diff.getbbox()
-    if bbox is None:
-        return image, crop
-    box = Box(*bbox)
-    operations.crop(box)
-    if crop is not None:
-        crop = Crop(
-            crop.left - box.left, crop.top - box.top, crop.right - box.left, crop.bottom - box.top
-        )
-    return image.crop(bbox), crop
-
-
-def _draw_focal_points(image: Image.Image, points: list[FocalPoint]) -> Image.Image:
-    if not points:
-        return image
-    image = image.convert("RGB") if image.mode not in ("RGB", "RGBA") else image.copy()
-    draw = ImageDraw.Draw(image)
-    for point in points:
-        width = point.width if point.width > 1 else 10
-        height = point.height if point.height > 1 else 10
-        left = int(point.x - width / 2)
-        top = int(point.y - height / 2)
-        draw.rectangle((left, top, left + width, top + height), outline=(255, 255, 0))
-    return image
-
-
-def _encode(state: flt.RenderState, opened: formats.Opened, format_class: str) -> Rendered:
-    image = state.pixels
-    negotiated = formats.FORMAT_NAMES.get(format_class)
-    fmt = state.format or negotiated or formats.default_output_format(opened.format, image)
-    icc = None if state.strip_icc else opened.image.info.get("icc_profile")
-    exif = None
-    if not state.strip_exif:
-        exif_data = opened.image.getexif()
-        exif_data.pop(0x0112, None)  # pixels are already upright
-        exif = exif_data.tobytes() if exif_data else None
-    options = formats.EncodeOptions(format=fmt, quality=state.quality, icc_profile=icc, exif=exif)
-    data = formats.encode(image, options)
+        data = encoder(state.quality)
     return Rendered(
         data=data,
         content_type=formats.CONTENT_TYPES[fmt],
-        width=image.size[0],
-        height=image.size[1],
+        width=frames[0].size[0],
+        height=frames[0].size[1],
         max_age=state.max_age,
+        frames=len(frames),
     )
+
+
+def _exif(opened: formats.Opened) -> bytes | None:
+    exif_data = opened.image.getexif()
+    exif_data.pop(0x0112, None)  # pixels are already upright
+    return exif_data.tobytes() if exif_data else None
 
 
 def _meta_response(
     request: ImageRequest,
     opened: formats.Opened,
     state: flt.RenderState,
-    operations: _Operations,
-    work_size: tuple[int, int],
+    bound: tuple[flt.BoundFilter, ...],
+    operations: meta.Operations,
+    layout: Layout,
 ) -> Rendered:
-    """Thumbor's ``meta/`` JSON, from the recorded operations."""
-    target = _target_of(work_size, operations)
-    body: dict[str, Any] = {
-        "thumbor": {
-            # Thumbor reports the final size as the "source" size; so do we.
-            "source": {
-                "url": request.source,
-                "width": int(target[0]),
-                "height": int(target[1]),
-                "frameCount": opened.frames,
-            },
-            "operations": operations.items,
-            "target": {"width": target[0], "height": target[1]},
-        }
-    }
-    if operations.focal_points:
-        body["thumbor"]["focal_points"] = [
-            {
-                "x": int(point.x),
-                "y": int(point.y),
-                "z": point.weight,
-                "height": point.height,
-                "width": point.width,
-                "origin": point.origin,
-            }
-            for point in operations.focal_points
-        ]
-    data = json.dumps(body).encode("utf-8")
+    """Thumbor's ``meta/`` JSON; size-changing filters run on a 1-bit placeholder."""
+    record(layout, request, operations)
+    target = operations.target(layout.work_size)
+    engine_size = (int(target[0]), int(target[1]))
+    if any(item.spec.meta and item.spec.phase == "post_transform" for item in bound):
+        state.meta = True
+        state.image = Image.new("1", (max(engine_size[0], 1), max(engine_size[1], 1)))
+        flt.run_phase(bound, "post_transform", state)
+        engine_size = state.pixels.size
+    body = meta.meta_body(request.source, opened.frames, operations, target, engine_size)
     return Rendered(
-        data=data, content_type="application/json", width=0, height=0, max_age=state.max_age
+        data=body, content_type="application/json", width=0, height=0, max_age=state.max_age
     )
-
-
-def _target_of(size: tuple[int, int], operations: _Operations) -> tuple[float, float]:
-    width: float = size[0]
-    height: float = size[1]
-    for item in operations.items:
-        if item["type"] == "crop":
-            width, height = item["right"] - item["left"], item["bottom"] - item["top"]
-        elif item["type"] == "resize":
-            width, height = item["width"], item["height"]
-    return width, height

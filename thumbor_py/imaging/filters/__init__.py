@@ -16,10 +16,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from PIL import Image
 
-from thumbor_py.errors import FilterArgumentError
+from thumbor_py.errors import ConfigError, FilterArgumentError
 from thumbor_py.imaging.geometry import FocalPoint, ResizeRequest
 from thumbor_py.url import FilterCall
 
@@ -31,10 +32,15 @@ PHASES: tuple[Phase, ...] = ("pre_load", "after_load", "post_transform")
 
 @dataclass(frozen=True, slots=True)
 class Arg:
-    """A typed filter argument: the text it matches and how it is parsed."""
+    """A typed filter argument: the text it matches and how it is parsed.
+
+    ``resource`` marks an argument naming another image (a watermark, a frame) that the
+    pipeline loads, through the same loader as the source, before the render starts.
+    """
 
     regex: str
     parse: Callable[[str], Any]
+    resource: bool = False
 
 
 def _strip_quotes(value: str) -> str:
@@ -47,11 +53,16 @@ NUMBER = Arg(r"[-]?[\d]+", int)
 DECIMAL = Arg(r"[-]?(?:(?:[\d]+\.?[\d]*)|(?:[\d]*\.?[\d]+))", float)
 BOOLEAN = Arg(r"[Tt]rue|[Ff]alse|1|0", lambda v: v in ("true", "True", "1"))
 STRING = Arg(r"(?:'.+?')|(?:[^,]+?)", _strip_quotes)
+IMAGE_URL = Arg(STRING.regex, _strip_quotes, resource=True)
 
 
 @dataclass(slots=True, kw_only=True)
 class RenderState:
-    """The mutable state of one render that filters read and change."""
+    """The mutable state of one render that filters read and change.
+
+    Post-transform filters run once per frame of an animation, each time with ``image`` set
+    to that frame, so they must only derive the rest of the state from their arguments.
+    """
 
     image: Image.Image | None
     geometry: ResizeRequest
@@ -64,6 +75,14 @@ class RenderState:
     max_age: int | None = None
     max_bytes: int | None = None
     oriented_size: tuple[int, int] = (0, 0)
+    auto_png_to_jpg: bool | None = None
+    source: str = ""
+    resources: Mapping[str, bytes] = field(default_factory=dict)
+    max_pixels: int = 75_000_000
+    strict: bool = False
+    meta: bool = False
+    # Maps a point of the (oriented) source onto the output image, once geometry is done.
+    map_point: Callable[[float, float], tuple[float, float]] | None = None
 
     @property
     def pixels(self) -> Image.Image:
@@ -72,13 +91,27 @@ class RenderState:
             raise RuntimeError("filter ran before the image was loaded")
         return self.image
 
+    @property
+    def requested_size(self) -> tuple[int, int]:
+        """The box the URL asked for, with 0 (or ``orig``) replaced by the current size."""
+        width, height = self.pixels.size
+        req_w, req_h = self.geometry.width, self.geometry.height
+        return (
+            req_w if isinstance(req_w, int) and req_w > 0 else width,
+            req_h if isinstance(req_h, int) and req_h > 0 else height,
+        )
+
 
 FilterFunction = Callable[..., None]
 
 
 @dataclass(frozen=True, slots=True)
 class FilterSpec:
-    """A registered filter: name, phase, argument types and the function."""
+    """A registered filter: name, phase, argument types and the function.
+
+    ``meta`` filters change the output size (``rotate``, ``proportion``); they also run for
+    ``meta/`` requests, on a 1-bit placeholder, so the JSON reports the size they produce.
+    """
 
     name: str
     phase: Phase
@@ -86,15 +119,21 @@ class FilterSpec:
     required: int
     function: FilterFunction
     pattern: re.Pattern[str]
+    meta: bool = False
 
     def parse(self, call: FilterCall) -> tuple[Any, ...] | None:
         """The parsed arguments of ``call``, or None when they do not match."""
         if call.args is None:
             return None
-        match = self.pattern.fullmatch(f"{call.name}({call.args})")
+        # The path arrives still %-encoded (``[`` as ``%5B``); Thumbor matches decoded text.
+        match = self.pattern.fullmatch(f"{call.name}({unquote(call.args)})")
         if match is None:
             return None
-        return tuple(arg.parse(v) for arg, v in zip(self.args, match.groups(), strict=True) if v)
+        values = [v for v in match.groups() if v is not None and v != ""]
+        try:
+            return tuple(arg.parse(v) for arg, v in zip(self.args, values, strict=False))
+        except (ValueError, TypeError, SyntaxError):
+            return None
 
 
 def _pattern(name: str, args: tuple[Arg, ...], required: int) -> re.Pattern[str]:
@@ -106,17 +145,23 @@ def _pattern(name: str, args: tuple[Arg, ...], required: int) -> re.Pattern[str]
     return re.compile(rf"{re.escape(name)}\({''.join(parts)}\)", re.DOTALL)
 
 
-BUILTIN_MODULES: tuple[str, ...] = ("thumbor_py.imaging.filters.core",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "thumbor_py.imaging.filters.core",
+    "thumbor_py.imaging.filters.color",
+    "thumbor_py.imaging.filters.convolve",
+    "thumbor_py.imaging.filters.canvas",
+)
 _SPEC_ATTRIBUTE = "__thumbor_filter__"
 
 
 def image_filter(
-    *args: Arg, phase: Phase = "post_transform", name: str | None = None
+    *args: Arg, phase: Phase = "post_transform", name: str | None = None, meta: bool = False
 ) -> Callable[[FilterFunction], FilterFunction]:
     """Mark a function as a filter; its optional arguments are its defaulted parameters."""
 
     def mark(function: FilterFunction) -> FilterFunction:
-        setattr(function, _SPEC_ATTRIBUTE, make_spec(function, args, phase=phase, name=name))
+        spec = make_spec(function, args, phase=phase, name=name, meta=meta)
+        setattr(function, _SPEC_ATTRIBUTE, spec)
         return function
 
     return mark
@@ -128,8 +173,10 @@ def spec_of(function: object) -> FilterSpec | None:
     return spec if isinstance(spec, FilterSpec) else None
 
 
-def build_registry(extra: Iterable[FilterSpec] = ()) -> dict[str, FilterSpec]:
-    """Every built-in filter, then ``extra`` ones (which may replace a built-in)."""
+def build_registry(
+    extra: Iterable[FilterSpec] = (), *, plugins: Iterable[str] = ()
+) -> dict[str, FilterSpec]:
+    """Every built-in filter, then ``extra`` and ``plugins`` ones (which may replace one)."""
     registry: dict[str, FilterSpec] = {}
     for module_name in BUILTIN_MODULES:
         module = importlib.import_module(module_name)
@@ -137,13 +184,42 @@ def build_registry(extra: Iterable[FilterSpec] = ()) -> dict[str, FilterSpec]:
             spec = spec_of(value)
             if spec is not None:
                 registry[spec.name] = spec
-    for spec in extra:
+    for spec in (*extra, *load_plugins(plugins)):
         registry[spec.name] = spec
     return registry
 
 
+def load_plugins(
+    paths: Iterable[str], *, key: str = "imaging.filter_plugins"
+) -> tuple[FilterSpec, ...]:
+    """Resolve ``module:function`` filter plugins; a bad one is a ConfigError naming ``key``."""
+    specs = []
+    for index, path in enumerate(paths):
+        where = f"{key}[{index}]"
+        module_name, colon, attribute = path.partition(":")
+        if not colon or not module_name or not attribute:
+            raise ConfigError(f"{where}: expected 'module:function', got {path!r}")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"{where}: cannot import {module_name!r}: {exc}") from exc
+        function = getattr(module, attribute, None)
+        if function is None:
+            raise ConfigError(f"{where}: {module_name!r} has no attribute {attribute!r}")
+        spec = spec_of(function)
+        if spec is None:
+            raise ConfigError(f"{where}: {path!r} is not marked with @image_filter")
+        specs.append(spec)
+    return tuple(specs)
+
+
 def make_spec(
-    function: FilterFunction, args: tuple[Arg, ...], *, phase: Phase, name: str | None = None
+    function: FilterFunction,
+    args: tuple[Arg, ...],
+    *,
+    phase: Phase,
+    name: str | None = None,
+    meta: bool = False,
 ) -> FilterSpec:
     """Describe ``function`` as a filter without registering it."""
     filter_name = name or function.__name__
@@ -151,9 +227,8 @@ def make_spec(
     if len(params) != len(args):
         raise TypeError(f"filter {filter_name}: {len(args)} Arg types for {len(params)} parameters")
     required = sum(1 for p in params if p.default is inspect.Parameter.empty)
-    return FilterSpec(
-        filter_name, phase, args, required, function, _pattern(filter_name, args, required)
-    )
+    pattern = _pattern(filter_name, args, required)
+    return FilterSpec(filter_name, phase, args, required, function, pattern, meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +237,15 @@ class BoundFilter:
 
     spec: FilterSpec
     args: tuple[Any, ...]
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The image references among the arguments (see :attr:`Arg.resource`)."""
+        return tuple(
+            value
+            for arg, value in zip(self.spec.args, self.args, strict=False)
+            if arg.resource and isinstance(value, str)
+        )
 
 
 def bind(
@@ -188,10 +272,20 @@ def bind(
 
 
 def run_phase(filters: Iterable[BoundFilter], phase: Phase, state: RenderState) -> None:
-    """Run the filters of one phase, in URL order."""
+    """Run the filters of one phase, in URL order.
+
+    A filter refuses an argument value it cannot use (``rotate(45)``) by raising
+    :class:`FilterArgumentError`: the call is skipped, as Thumbor does, unless strict.
+    """
     for item in filters:
-        if item.spec.phase == phase:
+        if item.spec.phase != phase or (state.meta and phase == PHASES[2] and not item.spec.meta):
+            continue
+        try:
             item.spec.function(state, *item.args)
+        except FilterArgumentError:
+            if state.strict:
+                raise
+            log.debug("ignoring filter %s%s: argument refused", item.spec.name, item.args)
 
 
 def has_phase(filters: Iterable[BoundFilter], phase: Phase) -> bool:

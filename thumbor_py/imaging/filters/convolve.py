@@ -1,0 +1,127 @@
+"""Neighbourhood filters: blur, convolution, sharpen (Thumbor's wavelet sharpen), red_eye."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from thumbor_py.errors import FilterArgumentError
+from thumbor_py.imaging import pixels
+from thumbor_py.imaging.filters import (
+    BOOLEAN,
+    DECIMAL,
+    POSITIVE_NON_ZERO_NUMBER,
+    Arg,
+    RenderState,
+    image_filter,
+)
+
+_MATRIX = Arg(r"-?\d+(?:\.\d*)?(?:;-?\d+(?:\.\d*)?)*", str)
+_FACE_ORIGIN = "Face Detection"
+
+
+@image_filter(POSITIVE_NON_ZERO_NUMBER, DECIMAL)
+def blur(state: RenderState, radius: int, sigma: float = 0.0) -> None:
+    """``blur(radius[,sigma])``: Gaussian blur; sigma defaults to the radius (max 150)."""
+    state.image = pixels.blur(state.pixels, radius, sigma)
+
+
+@image_filter(_MATRIX, POSITIVE_NON_ZERO_NUMBER, BOOLEAN)
+def convolution(state: RenderState, matrix: str, columns: int, normalize: bool = True) -> None:
+    """``convolution(a;b;…,columns[,normalize])``: an odd-sized kernel over every band."""
+    values = [float(item) for item in matrix.split(";")]
+    size = len(values)
+    if size % columns or size % 2 == 0 or (size // columns) % 2 == 0:
+        raise FilterArgumentError(f"convolution: {size} items do not make an odd-sided kernel")
+    kernel = np.array(values, dtype=np.float64).reshape(size // columns, columns)
+    total = kernel.sum()
+    if normalize and total != 0:
+        kernel = kernel / total
+    state.image = pixels.convolve_image(state.pixels, kernel)
+
+
+@image_filter(DECIMAL, DECIMAL, BOOLEAN)
+def sharpen(state: RenderState, amount: float, radius: float, luminance_only: bool) -> None:
+    """``sharpen(amount,radius,luminance_only)``: wavelet sharpening (Marco Rossini's)."""
+    image = pixels.as_rgb(state.pixels)
+    values = pixels.to_array(image).astype(np.float32)
+    colour = values[:, :, :3]
+    if luminance_only:
+        colour = _to_ycbcr(colour)
+        colour[:, :, 0] = _wavelet_sharpen(colour[:, :, 0] / 255.0, amount, radius) * 255.0
+        colour = _from_ycbcr(colour)
+    else:
+        for band in range(3):
+            sharpened = _wavelet_sharpen(colour[:, :, band] / 255.0, amount, radius)
+            colour[:, :, band] = sharpened * 255.0
+    values[:, :, :3] = colour
+    state.image = pixels.from_array(values, image.mode)
+
+
+def _hat(values: npt.NDArray[np.float32], axis: int, step: int) -> npt.NDArray[np.float32]:
+    """``2·v[i] + v[i-step] + v[i+step]`` along ``axis``, mirrored at the edges, ÷4."""
+    size = values.shape[axis]
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (step, step)
+    padded = np.pad(values, pad, mode="reflect" if size > 1 else "edge")
+    before = np.take(padded, range(0, size), axis=axis)
+    after = np.take(padded, range(2 * step, 2 * step + size), axis=axis)
+    return ((2 * values + before + after) * np.float32(0.25)).astype(np.float32)
+
+
+def _wavelet_sharpen(
+    channel: npt.NDArray[np.float32], amount: float, radius: float
+) -> npt.NDArray[np.float32]:
+    levels: list[npt.NDArray[np.float32]] = [channel.astype(np.float32), channel, channel]
+    high = 0
+    low = 1
+    for level in range(5):
+        low = (level & 1) + 1
+        levels[low] = _hat(_hat(levels[high], 1, 1 << level), 0, 1 << level)
+        weight = np.float32(amount * math.exp(-(level - radius) * (level - radius) / 1.5) + 1.0)
+        levels[high] = (levels[high] - levels[low]) * weight
+        if high:
+            levels[0] = levels[0] + levels[high]
+        high = low
+    return levels[0] + levels[low]
+
+
+def _to_ycbcr(rgb: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    matrix = np.array(
+        [[0.299, 0.587, 0.114], [-0.1687, -0.3313, 0.5], [0.5, -0.4187, -0.0813]],
+        dtype=np.float32,
+    )
+    out = rgb @ matrix.T
+    out[:, :, 1:] += 128.0
+    return out.astype(np.float32)
+
+
+def _from_ycbcr(ycc: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    y, cb, cr = ycc[:, :, 0], ycc[:, :, 1] - 128.0, ycc[:, :, 2] - 128.0
+    return np.stack(
+        [y + 1.402 * cr, y - 0.34414 * cb - 0.71414 * cr, y + 1.772 * cb], axis=2
+    ).astype(np.float32)
+
+
+@image_filter(name="red_eye")
+def red_eye(state: RenderState) -> None:
+    """``red_eye()``: desaturate red pupils inside detected faces (needs a face detector).
+
+    Without OpenCV's eye cascade, the upper half of each face is searched for pixels whose
+    red is over twice the mean of green and blue (and over 60), as Thumbor's mask does.
+    """
+    faces = [point for point in state.focal_points if point.origin == _FACE_ORIGIN]
+    if not faces or state.map_point is None:
+        return
+    image = pixels.as_rgb(state.pixels)
+    values = pixels.to_array(image).astype(np.int32)
+    for face in faces:
+        left, top = state.map_point(face.x - face.width / 2, face.y - face.height / 2)
+        right, bottom = state.map_point(face.x + face.width / 2, face.y)
+        box = values[max(int(top), 0) : max(int(bottom), 0), max(int(left), 0) : max(int(right), 0)]
+        red, mean = box[:, :, 0], (box[:, :, 1] + box[:, :, 2]) // 2
+        mask = (red > 2 * mean) & (red > 60)
+        red[mask] = mean[mask]
+    state.image = pixels.from_array(values, image.mode)

@@ -1,0 +1,160 @@
+"""Pixel arithmetic shared by the filters: Thumbor's RGB(A) working modes, LUTs, convolution.
+
+Thumbor's C filters work on 8-bit RGB or RGBA buffers with C integer arithmetic (division
+truncates towards zero, results are clamped to 0..255); these helpers reproduce that with
+Pillow look-up tables or NumPy, so the filters themselves stay a few lines each.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+FloatArray = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+ByteArray = npt.NDArray[np.uint8]
+Lut = list[int]
+IDENTITY: Lut = list(range(256))
+
+
+def cdiv(numerator: int, denominator: int) -> int:
+    """C integer division: truncates towards zero (Python's ``//`` floors)."""
+    quotient = abs(numerator) // abs(denominator)
+    return quotient if (numerator >= 0) == (denominator >= 0) else -quotient
+
+
+def clamp(value: float) -> int:
+    """Thumbor's ``ADJUST_COLOR``: truncate to an int, then clamp into 0..255."""
+    return min(max(int(value), 0), 255)
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """The image in Thumbor's working mode: RGBA when it has alpha, RGB otherwise."""
+    if image.mode in ("RGB", "RGBA"):
+        return image
+    if image.mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.convert("RGBA" if "A" in image.mode else "RGB")
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """Whether the image carries an alpha channel or a transparent palette entry."""
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+
+
+def apply_luts(image: Image.Image, red: Lut, green: Lut, blue: Lut) -> Image.Image:
+    """Map each colour channel through its table; alpha is kept as it is."""
+    image = as_rgb(image)
+    tables = red + green + blue + (IDENTITY if image.mode == "RGBA" else [])
+    return image.point(tables)
+
+
+def to_array(image: Image.Image) -> ByteArray:
+    """An (height, width, bands) uint8 view copy of an RGB or RGBA image."""
+    return np.asarray(image, dtype=np.uint8).reshape(image.size[1], image.size[0], -1).copy()
+
+
+def from_array(values: npt.NDArray[np.generic], mode: str) -> Image.Image:
+    """An image from an array of 0..255 values (truncated, clamped, as Thumbor's C does)."""
+    clipped = np.clip(np.trunc(values), 0, 255).astype(np.uint8)
+    if clipped.shape[2] == 1:
+        return Image.fromarray(clipped[:, :, 0], "L")
+    return Image.fromarray(clipped, mode)
+
+
+def convolve(values: npt.NDArray[np.generic], kernel: FloatArray) -> npt.NDArray[np.float64]:
+    """Correlate every band with ``kernel`` (rows x columns), clamping at the edges."""
+    rows, columns = kernel.shape
+    height, width = values.shape[:2]
+    padded = np.pad(
+        values.astype(np.float64),
+        ((rows // 2, rows // 2), (columns // 2, columns // 2), (0, 0)),
+        mode="edge",
+    )
+    out = np.zeros(values.shape, dtype=np.float64)
+    for row in range(rows):
+        for column in range(columns):
+            weight = float(kernel[row, column])
+            if weight:
+                out += weight * padded[row : row + height, column : column + width]
+    return out
+
+
+def convolve_image(image: Image.Image, kernel: FloatArray) -> Image.Image:
+    """One pass of Thumbor's ``_convolution``: every band (alpha too), truncated to bytes."""
+    image = as_rgb(image)
+    return from_array(convolve(to_array(image), kernel), image.mode)
+
+
+def gaussian_kernel(radius: int, sigma: float) -> npt.NDArray[np.float64]:
+    """Thumbor's blur kernel: ``2*radius+1`` taps of a Gaussian of ``sigma``, normalised."""
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-(offsets * offsets) / (2.0 * sigma * sigma))
+    normalized: npt.NDArray[np.float64] = weights / weights.sum()
+    return normalized
+
+
+def blur(image: Image.Image, radius: int, sigma: float = 0.0) -> Image.Image:
+    """Thumbor's separable Gaussian blur (a horizontal, then a vertical pass)."""
+    weights = gaussian_kernel(min(radius, 150), sigma or float(radius))
+    image = convolve_image(image, weights.reshape(1, -1))
+    return convolve_image(image, weights.reshape(-1, 1))
+
+
+def curve_lut(points: Sequence[tuple[int, int]]) -> Lut:
+    """Thumbor's natural cubic spline through ``points``, as a 256-entry table."""
+    if not points:
+        return list(IDENTITY)
+    xs = [x & 0xFF for x, _ in points]
+    ys = [y & 0xFF for _, y in points]
+    second = _second_derivative(xs, ys)
+    table = [ys[0]] * 256
+    for i in range(len(xs) - 1):
+        x0, x1, y0, y1 = xs[i], xs[i + 1], ys[i], ys[i + 1]
+        span = x1 - x0
+        for x in range(x0, x1):
+            t = (x - x0) / span
+            a, b = 1 - t, t
+            y = (
+                a * y0
+                + b * y1
+                + (span * span / 6) * ((a**3 - a) * second[i] + (b**3 - b) * second[i + 1])
+            )
+            table[x] = min(max(round(y), 0), 255)
+    for x in range(xs[-1], 256):
+        table[x] = ys[-1]
+    return table
+
+
+def _second_derivative(xs: list[int], ys: list[int]) -> list[float]:
+    """Second derivatives of the natural spline (a tridiagonal solve)."""
+    n = len(xs)
+    if any(b <= a for a, b in itertools.pairwise(xs)):
+        raise ValueError("curve points must have increasing x")
+    lower, diagonal, upper, result = [0.0] * n, [1.0] * n, [0.0] * n, [0.0] * n
+    for i in range(1, n - 1):
+        lower[i] = (xs[i] - xs[i - 1]) / 6
+        diagonal[i] = (xs[i + 1] - xs[i - 1]) / 3
+        upper[i] = (xs[i + 1] - xs[i]) / 6
+        result[i] = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) - (ys[i] - ys[i - 1]) / (
+            xs[i] - xs[i - 1]
+        )
+    for i in range(1, n):
+        k = lower[i] / diagonal[i - 1]
+        diagonal[i] -= k * upper[i - 1]
+        result[i] -= k * result[i - 1]
+    for i in range(n - 2, -1, -1):
+        k = upper[i] / diagonal[i + 1]
+        result[i] -= k * result[i + 1]
+    return [result[i] / diagonal[i] for i in range(n)]
+
+
+def min_value(band: Image.Image) -> float:
+    """The smallest value of a single-band image."""
+    low = band.getextrema()[0]
+    return float(low) if isinstance(low, int | float) else 0.0
