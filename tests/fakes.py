@@ -13,7 +13,7 @@ from result_storages.mongodb import MongoMetadataStore
 from result_storages.s3 import ComposedResultStorage, S3BlobStore
 from tests.conftest import SAMPLES
 from tests.result_storages.memory_collection import MemoryCollection
-from thumbor_py.plugins import PluginContext, Source, StoredResult
+from thumbor_py.plugins import PluginContext, Source
 
 
 class CountingLoader:
@@ -49,7 +49,7 @@ class CountingBlobStore(S3BlobStore):
         return await super().get(object_key)
 
 
-class MotoMemoryResultStorage:
+class MotoMemoryResultStorage(ComposedResultStorage):
     """S3 objects on the moto server + MongoDB documents in the in-memory double."""
 
     instances: ClassVar[list[MotoMemoryResultStorage]] = []
@@ -62,24 +62,9 @@ class MotoMemoryResultStorage:
 
     def __init__(self, settings: Settings, context: PluginContext) -> None:
         client = boto3.client("s3", endpoint_url=settings.endpoint_url, region_name="us-east-1")
-        self.blobs = CountingBlobStore(client, settings.bucket, context.executor)
+        self.counting_blobs = CountingBlobStore(client, settings.bucket, context.executor)
         self.collection = MemoryCollection()
-        self.composed = ComposedResultStorage(
-            self.blobs, MongoMetadataStore(self.collection), public_url=settings.public_url
+        super().__init__(
+            self.counting_blobs, MongoMetadataStore(self.collection), public_url=settings.public_url
         )
         MotoMemoryResultStorage.instances.append(self)
-
-    async def get(self, key: str) -> StoredResult | None:
-        return await self.composed.get(key)
-
-    async def read(self, key: str, result: StoredResult) -> bytes | None:
-        return await self.composed.read(key, result)
-
-    async def put(self, key: str, result: StoredResult, data: bytes) -> None:
-        await self.composed.put(key, result, data)
-
-    async def delete(self, key: str) -> None:
-        await self.composed.delete(key)
-
-    async def purge(self, source: str) -> int:
-        return await self.composed.purge(source)

@@ -38,6 +38,16 @@ def file_storage(root: Path, **extra: Any) -> dict[str, Any]:
     return {"use": "file", "settings": {"root": str(root)}, **extra}
 
 
+def moto_memory_storage(endpoint: str, **settings: str) -> dict[str, Any]:
+    """A fresh bucket on the moto server, and the result storage section that uses it."""
+    bucket = f"b-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return {
+        "use": "tests.fakes:MotoMemoryResultStorage",
+        "settings": {"endpoint_url": endpoint, "bucket": bucket, **settings},
+    }
+
+
 def last_loader() -> CountingLoader:
     return CountingLoader.instances[-1]
 
@@ -125,15 +135,7 @@ async def test_unsafe_results_are_not_stored_by_default(
 async def test_if_none_match_is_answered_from_metadata_alone(
     aiohttp_client: Any, s3_endpoint: str
 ) -> None:
-    bucket = f"b-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
-        Bucket=bucket
-    )
-    storage = {
-        "use": "tests.fakes:MotoMemoryResultStorage",
-        "settings": {"endpoint_url": s3_endpoint, "bucket": bucket},
-    }
-    client = await aiohttp_client(create_app(config(storage)))
+    client = await aiohttp_client(create_app(config(moto_memory_storage(s3_endpoint))))
     path = signed_path(KEY, "120x90/coffee.jpg")
     first = await client.get(path)
     await settle(client)
@@ -142,29 +144,18 @@ async def test_if_none_match_is_answered_from_metadata_alone(
     cached = await client.get(path, headers={"If-None-Match": first.headers["ETag"]})
     assert cached.status == 304
     assert cached.headers["ETag"] == first.headers["ETag"]
-    assert fake.blobs.reads == 0
+    assert fake.counting_blobs.reads == 0
     assert fake.collection.calls == ["find_one"]
     full = await client.get(path)
     assert await full.read() == await first.read()
-    assert fake.blobs.reads == 1
+    assert fake.counting_blobs.reads == 1
     assert last_loader().loads == 1
 
 
 async def test_redirect_mode_answers_302_without_reading(
     aiohttp_client: Any, s3_endpoint: str
 ) -> None:
-    bucket = f"b-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
-        Bucket=bucket
-    )
-    storage = {
-        "use": "tests.fakes:MotoMemoryResultStorage",
-        "settings": {
-            "endpoint_url": s3_endpoint,
-            "bucket": bucket,
-            "public_url": "https://cdn.example.com/{object_key}",
-        },
-    }
+    storage = moto_memory_storage(s3_endpoint, public_url="https://cdn.example.com/{object_key}")
     client = await aiohttp_client(create_app(config(storage)))
     path = signed_path(KEY, "64x64/chelsea.jpg")
     await client.get(path)
@@ -172,7 +163,7 @@ async def test_redirect_mode_answers_302_without_reading(
     response = await client.get(path, allow_redirects=False)
     assert response.status == 302
     assert response.headers["Location"].startswith("https://cdn.example.com/results/chelsea.jpg/")
-    assert MotoMemoryResultStorage.instances[-1].blobs.reads == 0
+    assert MotoMemoryResultStorage.instances[-1].counting_blobs.reads == 0
 
 
 async def test_a_vanished_object_is_rendered_again(aiohttp_client: Any, tmp_path: Path) -> None:
