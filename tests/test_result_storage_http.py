@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,7 +56,11 @@ def last_loader() -> CountingLoader:
 
 def stored_files(root: Path) -> list[Path]:
     """The result bodies the file storage wrote (named by the 64-hex-digit key)."""
-    return [path for path in root.rglob("*") if path.is_file() and len(path.name) == 64]
+    return [
+        path
+        for path in root.rglob("*")
+        if path.is_file() and len(path.name) == 64 and path.relative_to(root).parts[0] != "sources"
+    ]
 
 
 async def settle(client: TestClient) -> None:
@@ -264,3 +270,27 @@ async def test_admin_endpoint_is_off_without_a_token(aiohttp_client: Any, tmp_pa
 
 def test_samples_exist() -> None:
     assert (SAMPLES / "coffee.jpg").is_file()
+
+
+async def test_purge_command_deletes_stored_variants(aiohttp_client: Any, tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    client = await aiohttp_client(create_app(config(file_storage(root))))
+    for size in ("30x30", "60x60"):
+        await client.get(signed_path(KEY, f"{size}/coffee.jpg"))
+    await client.get(signed_path(KEY, "30x30/rocket.jpg"))
+    await settle(client)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        f"security: {{key: {KEY}}}\n"
+        f"loader: {{use: file, settings: {{root: {SAMPLES}}}}}\n"
+        f"result_storage: {{use: file, settings: {{root: {root}}}}}\n"
+    )
+    command = [sys.executable, "-m", "thumbor_py", "purge", "-c", str(config_file)]
+    done = await asyncio.to_thread(
+        subprocess.run, [*command, "--source", "coffee.jpg"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "purged 2 stored variant(s) of coffee.jpg"
+    assert len(stored_files(root)) == 1
+    again = await client.get(signed_path(KEY, "30x30/coffee.jpg"))
+    assert "X-Result-Storage" not in again.headers
