@@ -288,10 +288,11 @@ async def test_full_render_queue_is_503_with_retry_after(aiohttp_client: Any, ro
         loader={"use": "tests.test_app:GatedLoader", "settings": {}},
     )
     client = await aiohttp_client(create_app(config))
-    # Two different URLs (identical ones would share one render) fill threads + queue.
+    # Two different sources fill threads + queue (identical URLs share one render, and
+    # sizes of one source wait for its first decode).
     held = [
-        asyncio.create_task(client.get(f"/unsafe/{size}/landscape.jpg"))
-        for size in ("10x10", "20x20")
+        asyncio.create_task(client.get(f"/unsafe/{size}/{name}"))
+        for size, name in (("10x10", "landscape.jpg"), ("20x20", "small.jpg"))
     ]
     for _ in range(200):
         if GatedLoader.waiting == 2:

@@ -16,7 +16,15 @@ from thumbor_py import errors
 from thumbor_py.app import create_app
 from thumbor_py.config import Config, build, load_config
 from thumbor_py.errors import HttpError
-from thumbor_py.plugins import ALIASES, Loader, PluginContext, ResultStorage, Source, resolve_class
+from thumbor_py.plugins import (
+    ALIASES,
+    Detector,
+    Loader,
+    PluginContext,
+    ResultStorage,
+    Source,
+    resolve_class,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.yaml"
@@ -159,7 +167,11 @@ async def test_middleware_answers_each_error_with_its_status(
 # Every built-in alias resolves and satisfies its Protocol
 # ---------------------------------------------------------------------------------------
 
-PROTOCOLS: dict[str, type[Any]] = {"loader": Loader, "result_storage": ResultStorage}
+PROTOCOLS: dict[str, type[Any]] = {
+    "loader": Loader,
+    "result_storage": ResultStorage,
+    "detector": Detector,
+}
 
 
 def _protocol_methods(protocol: type[Any]) -> dict[str, Any]:

@@ -31,6 +31,8 @@ def config(storage: dict[str, Any], **sections: Any) -> Config:
         "security": {"key": KEY, "allow_unsafe": True},
         "loader": {"use": "tests.fakes:CountingLoader", "settings": sections.pop("loader", {})},
         "result_storage": storage,
+        # Loader calls count renders here, so no master cache serves a source twice.
+        "imaging": {"master_cache_bytes": 0},
     }
     data.update(sections)
     return Config.from_mapping(data, env={})

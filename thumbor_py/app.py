@@ -70,6 +70,7 @@ def create_app(config: Config) -> web.Application:
             store_unsafe=config.result_storage.store_unsafe,
             expires_after=config.result_storage.expires_after,
         ),
+        deadline=config.server.request_timeout,
     )
     plugins = (loader,) + ((storage.storage,) if storage is not None else ())
     app.cleanup_ctx.append(_lifecycle(_Resources(plugins, (render_pool, io_pool))))

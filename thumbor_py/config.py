@@ -89,6 +89,12 @@ class ImagingConfig:
     max_frames: int = 300
     avif_speed: int = 6
     detectors: tuple[str, ...] = ("face", "feature")
+    detection_pixels: int = 180_000
+    detection_cache_size: int = 1024
+    detection_error_max_age: int = 60
+    master_cache_bytes: int = 256 * 1024 * 1024
+    master_size: int = 1920
+    master_ttl: float = 300.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,6 +52,16 @@ QUEUE_DEPTH = Gauge(
 IN_FLIGHT = Gauge(
     "thumbor_py_renders_in_flight", "Renders running now.", multiprocess_mode="livesum"
 )
+MASTER_CACHE = Counter(
+    "thumbor_py_master_cache",
+    "Master (decoded source) cache outcomes: hit, miss, too_small, store, evict.",
+    ["outcome"],
+)
+MASTER_CACHE_BYTES = Gauge(
+    "thumbor_py_master_cache_bytes",
+    "Pixel bytes held by the master cache.",
+    multiprocess_mode="livesum",
+)
 
 
 @contextmanager

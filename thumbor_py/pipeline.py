@@ -1,4 +1,13 @@
-"""Async orchestration of one image request: lookup, single flight, load, render, store."""
+"""Async orchestration of one image request: lookup, single flight, load, render, store.
+
+Admission: each process admits at most ``max_pending`` renders (loading, queued or
+rendering); one more is refused at once with 503 and ``Retry-After`` rather than queued.
+Every admitted render has a deadline (``server.request_timeout``): past it the request is
+answered 503, and a render still waiting for a thread is dropped before it starts.
+Sources are decoded once for many sizes: a render first looks for a master of its source
+(:mod:`thumbor_py.imaging.master`), and concurrent renders of one source wait for the
+first one's master instead of fetching and decoding the source again.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +17,15 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from thumbor_py import metrics
 from thumbor_py.errors import HttpError, OverloadedError
+from thumbor_py.imaging.master import Master
 from thumbor_py.imaging.transform import Rendered, Renderer
 from thumbor_py.plugins import Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, etag_for, etag_matches, result_key
@@ -82,8 +93,10 @@ class Pipeline:
         max_pending: int,
         storage: GuardedResultStorage | None = None,
         policy: StoragePolicy | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._loader = loader
+        self._deadline = deadline
         self._renderer = renderer
         self._executor = executor
         self._max_pending = max_pending
@@ -92,6 +105,8 @@ class Pipeline:
         self._pending = 0
         self._flights = SingleFlight()
         self._writes: set[asyncio.Task[bool]] = set()
+        # Sources being decoded now, by master key: later renders wait for their master.
+        self._decoding: dict[str, asyncio.Future[None]] = {}
 
     @property
     def pending(self) -> int:
@@ -160,27 +175,91 @@ class Pipeline:
         if self._pending >= self._max_pending:
             raise OverloadedError("render queue is full, retry later")
         self._pending += 1
+        deadline = None if self._deadline is None else time.monotonic() + self._deadline
         try:
-            # The image and what its filters name (watermark, frame) load together, through
-            # the same loader and so the same source rules.
-            wanted = self._renderer.sources(request)
+            async with asyncio.timeout(self._deadline):
+                return await self._load_and_render(request, format_class, deadline)
+        except TimeoutError:
+            raise OverloadedError(f"no answer within {self._deadline:g} s, retry later") from None
+        finally:
+            self._pending -= 1
+
+    async def _load_and_render(
+        self, request: ImageRequest, format_class: str, deadline: float | None
+    ) -> Rendered:
+        # The image and what its filters name (watermark, frame) load together, through
+        # the same loader and so the same source rules.
+        wanted = self._renderer.sources(request)
+        masters = self._renderer.masters
+        async with self._master_of(wanted.image) as master:
+            if master is not None:
+                extra = await asyncio.gather(*(self._load(url) for url in wanted.resources))
+                resources = _resources(wanted.resources, extra)
+                job = functools.partial(
+                    self._renderer.render_master,
+                    master,
+                    request,
+                    format_class,
+                    resources=resources,
+                )
+                rendered = await self._execute(job, deadline)
+                if rendered is not None:
+                    return rendered
             main, *extra = await asyncio.gather(
                 self._load(wanted.image), *(self._load(url) for url in wanted.resources)
             )
-            resources = {url: src.data for url, src in zip(wanted.resources, extra, strict=True)}
-            metrics.QUEUE_DEPTH.inc()
-            job = functools.partial(
-                self._render_in_thread,
-                time.perf_counter(),
+            key = wanted.image if masters is not None else None
+            full: Callable[[], Rendered | None] = functools.partial(
+                self._renderer.render,
                 main.data,
                 request,
                 format_class,
-                resources,
+                resources=_resources(wanted.resources, extra),
+                master_key=key,
             )
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, contextvars.copy_context().run, job)
+            rendered = await self._execute(full, deadline)
+            assert rendered is not None
+            return rendered
+
+    @asynccontextmanager
+    async def _master_of(self, key: str) -> AsyncIterator[Master | None]:
+        """The cached master of ``key``. While none is cached, the first caller decodes the
+        source (keeping a master when it can) and concurrent callers wait for it first."""
+        masters = self._renderer.masters
+        if masters is None:
+            yield None
+            return
+        decoding = self._decoding.get(key)
+        if decoding is not None:
+            await asyncio.shield(decoding)
+            yield masters.get(key)
+            return
+        master = masters.get(key)
+        if master is not None:
+            yield master
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._decoding[key] = done
+        try:
+            yield None
         finally:
-            self._pending -= 1
+            del self._decoding[key]
+            done.set_result(None)
+
+    async def _execute(
+        self, job: Callable[[], Rendered | None], deadline: float | None
+    ) -> Rendered | None:
+        """Run ``job`` on a render thread; if this request is cancelled (its deadline passed)
+        while the job still waits for a thread, the job is dropped and never starts."""
+        metrics.QUEUE_DEPTH.inc()
+        run = functools.partial(self._render_in_thread, time.perf_counter(), deadline, job)
+        future = self._executor.submit(contextvars.copy_context().run, run)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if future.cancel():
+                metrics.QUEUE_DEPTH.dec()
+            raise
 
     async def _load(self, source: str) -> Source:
         try:
@@ -190,20 +269,19 @@ class Pipeline:
             metrics.LOADER_ERRORS.labels(kind=type(exc).__name__).inc()
             raise
 
+    @staticmethod
     def _render_in_thread(
-        self,
-        queued_at: float,
-        data: bytes,
-        request: ImageRequest,
-        format_class: str,
-        resources: dict[str, bytes],
-    ) -> Rendered:
+        queued_at: float, deadline: float | None, job: Callable[[], Rendered | None]
+    ) -> Rendered | None:
         metrics.QUEUE_DEPTH.dec()
         metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(time.perf_counter() - queued_at)
+        if deadline is not None and time.monotonic() > deadline:
+            # Nobody waits for this answer any more; do not spend a CPU on it.
+            raise OverloadedError("the request's deadline passed while it was queued")
         metrics.IN_FLIGHT.inc()
         try:
             with metrics.timed("render"):
-                return self._renderer.render(data, request, format_class, resources=resources)
+                return job()
         finally:
             metrics.IN_FLIGHT.dec()
 
@@ -242,3 +320,7 @@ class Pipeline:
         if pending:
             log.warning("%d result-storage writes still pending at shutdown", len(pending))
         return len(pending)
+
+
+def _resources(urls: tuple[str, ...], sources: list[Source]) -> dict[str, bytes]:
+    return {url: source.data for url, source in zip(urls, sources, strict=True)}

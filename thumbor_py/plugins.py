@@ -17,10 +17,15 @@ from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from thumbor_py.config import PluginConfig, build
 from thumbor_py.errors import ConfigError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from thumbor_py.imaging.geometry import FocalPoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,24 @@ class MetadataStore(Protocol):
         ...
 
 
+@runtime_checkable
+class Detector(Protocol):
+    """Finds the points of interest a ``smart`` crop centres on.
+
+    ``detect`` gets an upright RGB copy of the source, downscaled to at most
+    ``imaging.detection_pixels`` pixels (the detector may change it), and returns focal points
+    in that copy's pixels; the server maps x, y, width and height back onto the source and
+    scales the weight of a region (width or height over 1) with its area. An empty list means
+    "nothing found": the next detector in ``imaging.detectors`` runs. It is synchronous and runs
+    in the render thread (concurrently, so keep per-call state local). It may raise: the
+    response then falls back to halign/valign and is neither stored nor cached for long.
+    """
+
+    def detect(self, image: Image.Image) -> list[FocalPoint]:
+        """The focal points found in ``image`` (empty when none)."""
+        ...
+
+
 ALIASES: Mapping[str, Mapping[str, str]] = {
     "loader": {
         "file": "loaders.file:FileLoader",
@@ -154,6 +177,10 @@ ALIASES: Mapping[str, Mapping[str, str]] = {
     "result_storage": {
         "file": "result_storages.file:FileResultStorage",
         "s3": "result_storages.s3:S3ResultStorage",
+    },
+    "detector": {
+        "face": "thumbor_py.detectors.face:FaceDetector",
+        "feature": "thumbor_py.detectors.feature:FeatureDetector",
     },
 }
 

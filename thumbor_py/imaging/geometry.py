@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from thumbor_py.url import Crop, Dimension, Halign, Valign
 
+# The room kept around a detected region (a face), as a share of its size, when the crop has it.
+REGION_MARGIN = 0.1
 _ALIGN = {"left": 0.0, "center": 0.5, "right": 1.0, "top": 0.0, "middle": 0.5, "bottom": 1.0}
 
 
@@ -28,7 +31,11 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class FocalPoint:
-    """A point of interest; detected faces weigh by area, alignment points weigh 1."""
+    """A point of interest; detected faces weigh by area, alignment points weigh 1.
+
+    ``region`` is the whole box a detector found (a face) when the point is not its centre;
+    crops keep regions whole where they fit (see :func:`keep_regions`).
+    """
 
     x: float
     y: float
@@ -36,6 +43,7 @@ class FocalPoint:
     width: int = 1
     height: int = 1
     origin: str = "alignment"
+    region: Box | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +126,70 @@ def center_of_mass(points: Sequence[FocalPoint]) -> tuple[float, float]:
     return x, y
 
 
+def points_in_crop(points: Sequence[FocalPoint], crop: Box | None) -> tuple[FocalPoint, ...]:
+    """Focal points in a manual crop's pixels; Thumbor drops those outside the crop."""
+    if crop is None:
+        return tuple(points)
+    return tuple(
+        _moved(point, crop.left, crop.top)
+        for point in points
+        if crop.left <= point.x <= crop.right and crop.top <= point.y <= crop.bottom
+    )
+
+
+def _moved(point: FocalPoint, left: int, top: int) -> FocalPoint:
+    region = point.region
+    if region is not None:
+        region = Box(region.left - left, region.top - top, region.right - left, region.bottom - top)
+    return dataclasses.replace(point, x=point.x - left, y=point.y - top, region=region)
+
+
+def keep_regions(crop: Box, points: Sequence[FocalPoint], size: tuple[int, int]) -> Box:
+    """``crop`` moved as little as possible to hold the detected regions whole (all of them
+    when they fit, else the heaviest), with a margin of ``REGION_MARGIN`` where there is room
+    and centred on them where there is not; unchanged when they do not fit at all.
+
+    Not in Thumbor, which only centres on the weighted centre: its upward nudge of a face's
+    point can cut the chin off a crop that had room for the whole face.
+    """
+    found = [p for p in points if p.region is not None]
+    if not found:
+        return crop
+    boxes = [_clamped(p.region, size) for p in found if p.region is not None]
+    union = Box(
+        min(b.left for b in boxes),
+        min(b.top for b in boxes),
+        max(b.right for b in boxes),
+        max(b.bottom for b in boxes),
+    )
+    heaviest = _clamped(max(found, key=lambda p: p.weight).region, size)
+    width, height = crop.size
+    for region in (union, heaviest):
+        if region.size[0] <= width and region.size[1] <= height:
+            left = _hold(crop.left, width, region.left, region.right, size[0])
+            top = _hold(crop.top, height, region.top, region.bottom, size[1])
+            return Box(left, top, left + width, top + height)
+    return crop
+
+
+def _clamped(box: Box | None, size: tuple[int, int]) -> Box:
+    assert box is not None
+    return Box(max(box.left, 0), max(box.top, 0), min(box.right, size[0]), min(box.bottom, size[1]))
+
+
+def _hold(start: int, length: int, low: int, high: int, limit: int) -> int:
+    """The start of a ``length`` span near ``start`` that holds ``[low, high)``, inside
+    ``[0, limit)``."""
+    margin = round((high - low) * REGION_MARGIN)
+    if high - low + 2 * margin > length:
+        start = round((low + high - length) / 2)
+    elif low - margin < start:
+        start = low - margin
+    elif high + margin > start + length:
+        start = high + margin - length
+    return min(max(start, 0), limit - length)
+
+
 def auto_crop_box(
     size: tuple[int, int], target: tuple[float, float], focus: tuple[float, float]
 ) -> Box | None:
@@ -178,6 +250,7 @@ def plan(
     cropped = size
     if not request.stretch:
         box = auto_crop_box(size, target, center_of_mass(points))
+        box = box and keep_regions(box, points, size)
         cropped = box.size if box else size
     if target == (float(cropped[0]), float(cropped[1])):
         return Plan(target=target, focal_points=points, auto_crop=box)

@@ -7,6 +7,7 @@ normalisation and trim); the decoded image may be smaller (JPEG draft) or larger
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,18 +72,28 @@ def layout_for(
     if normalized and crop is not None:
         crop = geometry.scale_crop(crop, work_size[0] / size[0])
     manual = geometry.manual_crop_box(crop, work_size)
-    plan = geometry.plan(state.geometry, manual.size if manual else work_size, state.focal_points)
-    return Layout(work_size, manual, plan)
+    return Layout(work_size, manual, _plan(state, manual, work_size))
+
+
+def refocus(layout: Layout, state: flt.RenderState) -> Layout:
+    """``layout`` re-planned around the current ``state.focal_points`` (after detection)."""
+    return dataclasses.replace(layout, plan=_plan(state, layout.manual, layout.work_size))
+
+
+def _plan(state: flt.RenderState, manual: Box | None, work_size: tuple[int, int]) -> geometry.Plan:
+    # Focal points are in work pixels; a manual crop moves them and drops those outside it.
+    points = geometry.points_in_crop(state.focal_points, manual)
+    return geometry.plan(state.geometry, manual.size if manual else work_size, points)
 
 
 def draft_size(size: tuple[int, int], layout: Layout) -> tuple[int, int] | None:
     """The smallest decoded size that still holds every output pixel, or None for full size."""
     plan = layout.plan
-    if plan.resize is None:
-        return None
-    region = plan.auto_crop or layout.manual
-    region_size = region.size if region else layout.work_size
-    ratio = max(plan.resize[0] / region_size[0], plan.resize[1] / region_size[1])
+    ratio = 1.0  # no resize: the output keeps work pixels (smaller after max_width/height)
+    if plan.resize is not None:
+        region = plan.auto_crop or layout.manual
+        region_size = region.size if region else layout.work_size
+        ratio = max(plan.resize[0] / region_size[0], plan.resize[1] / region_size[1])
     ratio *= layout.work_size[0] / size[0]
     if ratio >= 0.5:
         return None
@@ -114,7 +125,8 @@ def finish(
     if request.debug:
         if layout.manual is not None:
             image = image.crop(_scaled(layout.manual, scale))
-        return meta.draw_focal_points(image, state.focal_points)
+        points = geometry.points_in_crop(state.focal_points, layout.manual)
+        return meta.draw_focal_points(image, list(points))
     box = _combine(layout.manual, layout.plan.auto_crop)
     resize = layout.plan.resize
     if resize is None and scale != (1.0, 1.0):

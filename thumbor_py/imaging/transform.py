@@ -9,15 +9,18 @@ one resampling pass. Animations go through the same steps frame by frame.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import logging
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 from PIL import Image
 
+from thumbor_py import metrics
 from thumbor_py.config import ImagingConfig
 from thumbor_py.errors import ConfigError, ImageTooLargeError
 from thumbor_py.imaging import animation, formats, geometry, meta, trim
 from thumbor_py.imaging import filters as flt
+from thumbor_py.imaging.detection import SmartDetection, detection_size
 from thumbor_py.imaging.layout import (
     RESAMPLE,
     Layout,
@@ -26,12 +29,16 @@ from thumbor_py.imaging.layout import (
     layout_for,
     point_mapper,
     record,
+    refocus,
     resize_request,
 )
+from thumbor_py.imaging.master import Master, MasterCache, MasterTooSmallError, PixelLoader
 from thumbor_py.negotiation import OutputChoice, output_format
 from thumbor_py.url import Crop, ImageRequest
 
 _QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +67,8 @@ class Sources:
 class Renderer:
     """Renders requests under one imaging configuration and filter registry.
 
-    The filter plugins named in ``config.filter_plugins`` are resolved here, at start-up.
+    The filter plugins named in ``config.filter_plugins`` and the detectors named in
+    ``config.detectors`` are resolved here, at start-up.
     """
 
     def __init__(
@@ -79,6 +87,13 @@ class Renderer:
         self._registry = {**registry, **{spec.name: spec for spec in plugins}}
         self._allowed = frozenset(config.filters) if config.filters is not None else None
         self._strict = config.strict_filters if strict_filters is None else strict_filters
+        self._detection = SmartDetection(config)
+        self._masters = MasterCache.from_config(config)
+
+    @property
+    def masters(self) -> MasterCache | None:
+        """The cache of decoded sources (``imaging.master_cache_bytes``), None when off."""
+        return self._masters
 
     def _bind(self, request: ImageRequest) -> tuple[flt.BoundFilter, ...]:
         return flt.bind(
@@ -124,6 +139,24 @@ class Renderer:
                 f"{limit}-pixel limit"
             )
 
+    def render_master(
+        self,
+        master: Master,
+        request: ImageRequest,
+        format_class: str = "default",
+        *,
+        resources: Mapping[str, bytes] | None = None,
+    ) -> Rendered | None:
+        """Render ``request`` from a cached master, without the source bytes; None when
+        the master cannot serve it (too few pixels, or smart detection needs the bytes)."""
+        if request.smart and self._detection.enabled:
+            return None
+        try:
+            return self.render(b"", request, format_class, resources=resources, master=master)
+        except MasterTooSmallError:
+            metrics.MASTER_CACHE.labels(outcome="too_small").inc()
+            return None
+
     def render(
         self,
         data: bytes,
@@ -131,36 +164,119 @@ class Renderer:
         format_class: str = "default",
         *,
         resources: Mapping[str, bytes] | None = None,
+        master: Master | None = None,
+        master_key: str | None = None,
     ) -> Rendered:
         """Render ``request`` from the source bytes ``data``.
 
         ``format_class`` comes from :mod:`thumbor_py.negotiation` and is applied here, once
         the source is known. ``resources`` holds the bytes of :meth:`sources`' resources.
+        With ``master_key``, the decode may keep a master of the source under that key;
+        with ``master``, that master replaces ``data`` (see :meth:`render_master`).
         """
         config = self._config
         bound = self._bind(request)
         state = self._state(request, resources)
         flt.run_phase(bound, "pre_load", state)
-        opened = formats.open_image(
-            data,
-            max_pixels=config.max_pixels,
-            respect_orientation=config.respect_orientation,
-            max_frames=config.max_frames,
-        )
+        opened = master.opened if master is not None else self._open(data)
         state.source_format = opened.format
         state.oriented_size = opened.oriented_size
         flt.run_phase(bound, "after_load", state)
         output = geometry.output_size(state.geometry, opened.oriented_size)
         self._check_output(output, opened.frames)
         operations = meta.Operations()
-        if request.meta and request.trim is None:
+        smart = self._smart_key(request, state, bound, opened, data)
+        if request.meta and request.trim is None and smart is None:
             layout = layout_for(request, state, opened.oriented_size, config)
             return _meta_response(request, opened, state, bound, operations, layout)
-        decoded = _decode(request, opened, state, operations, config)
+        pixels = self._pixels(master, master_key)
+        decoded = _decode(request, opened, state, operations, config, pixels)
+        decoded, failed = self._detect(smart, decoded, state, data)
         if request.meta:
-            return _meta_response(request, opened, state, bound, operations, decoded.layout)
-        record(decoded.layout, request, operations)
-        return self._produce(decoded, request, state, bound, opened, format_class)
+            rendered = _meta_response(request, opened, state, bound, operations, decoded.layout)
+        else:
+            record(decoded.layout, request, operations)
+            rendered = self._produce(decoded, request, state, bound, opened, format_class)
+        if failed:  # not stored, not cached for long (Thumbor's MAX_AGE_TEMP_IMAGE)
+            return dataclasses.replace(
+                rendered, cacheable=False, max_age=config.detection_error_max_age
+            )
+        return rendered
+
+    def _open(self, data: bytes) -> formats.Opened:
+        config = self._config
+        return formats.open_image(
+            data,
+            max_pixels=config.max_pixels,
+            respect_orientation=config.respect_orientation,
+            max_frames=config.max_frames,
+        )
+
+    def _pixels(self, master: Master | None, key: str | None) -> PixelLoader:
+        if master is not None:
+            return master.pixels
+        if key is not None and self._masters is not None:
+            return self._masters.loader(key)
+        return formats.load_pixels
+
+    def _smart_key(
+        self,
+        request: ImageRequest,
+        state: flt.RenderState,
+        bound: tuple[flt.BoundFilter, ...],
+        opened: formats.Opened,
+        data: bytes,
+    ) -> Hashable | None:
+        """The detection cache key when this render must detect; None when it need not, or
+        when the cache already knew the points (they are in ``state.focal_points`` then)."""
+        if not (request.smart and self._detection.enabled) or state.focal_points:
+            return None  # focal() and extract_focal() points win over detection
+        shows_points = request.meta or request.debug or request.trim is not None
+        if not shows_points and not any(item.spec.name == "red_eye" for item in bound):
+            layout = layout_for(request, state, opened.oriented_size, self._config)
+            if layout.plan.auto_crop is None:
+                return None  # fit-in, stretch or the same aspect ratio: nothing to centre
+        key = self._detection.key(state.source, data, opened.oriented_size, request.trim)
+        cached = self._detection.cached(key)
+        if cached is None:
+            return key
+        state.focal_points.extend(cached)
+        return None
+
+    def _detect(
+        self, key: Hashable | None, decoded: _Decoded, state: flt.RenderState, data: bytes
+    ) -> tuple[_Decoded, bool]:
+        """Detect focal points and re-plan around them; the flag is True when detection
+        failed (the default crop stays: a detector error never fails the request)."""
+        if key is None:
+            return decoded, False
+
+        def image() -> Image.Image:
+            return self._detection_image(decoded, data)
+
+        try:
+            points = self._detection.detect(image, decoded.layout.work_size, key)
+        except Exception:
+            log.exception("smart detection failed on %s; using the default crop", state.source)
+            return decoded, True
+        state.focal_points.extend(points)
+        return dataclasses.replace(decoded, layout=refocus(decoded.layout, state)), False
+
+    def _detection_image(self, decoded: _Decoded, data: bytes) -> Image.Image:
+        """The decoded image; or, when it was drafted below the detection budget, the source
+        decoded again at that size, so the points do not depend on which size came first."""
+        image, work = decoded.images[0], decoded.layout.work_size
+        config = self._config
+        if image.width * image.height >= min(config.detection_pixels, work[0] * work[1]):
+            return image
+        opened = formats.open_image(
+            data,
+            max_pixels=config.max_pixels,
+            respect_orientation=config.respect_orientation,
+            max_frames=config.max_frames,
+        )
+        size = detection_size(opened.oriented_size, config.detection_pixels)
+        return formats.normalize_mode(formats.load_pixels(opened, size))
 
     def _produce(
         self,
@@ -224,6 +340,7 @@ def _decode(
     state: flt.RenderState,
     operations: meta.Operations,
     config: ImagingConfig,
+    pixels: PixelLoader = formats.load_pixels,
 ) -> _Decoded:
     """Decode (drafting JPEGs when the output is smaller, every frame of an animation),
     normalise the colour mode and trim; return the frames and their layout."""
@@ -237,7 +354,7 @@ def _decode(
     else:
         skip_draft = request.debug or request.trim is not None
         draft = None if skip_draft else draft_size(size, layout)
-        images = [formats.load_pixels(opened, draft)]
+        images = [pixels(opened, draft)]
     images = [formats.normalize_mode(image) for image in images]
     if request.trim is not None:
         images, layout = _trimmed(images, request, state, operations, layout, config)

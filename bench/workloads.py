@@ -1,0 +1,183 @@
+"""The workloads: the URLs each one requests, and the same operation done by Pillow alone.
+
+The raw-Pillow versions are what a careful programmer would write by hand for that one URL
+(JPEG draft, one resize with ``reducing_gap``, the same encoder settings as Thumbor's
+defaults); they are the floor the servers are compared with.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageFilter
+
+from bench.images import SRCSET_COUNT
+
+LANCZOS = Image.Resampling.LANCZOS
+SRCSET_WIDTHS = (320, 640, 960, 1280, 1920)
+RawOp = Callable[[Path], bytes]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named list of paths (requested in order, round-robin) and its raw-Pillow twin."""
+
+    name: str
+    paths: tuple[str, ...]
+    raw: RawOp | None
+    note: str = ""
+    result_storage: bool = False
+
+    def variants(self, count: int = 32) -> tuple[str, ...]:
+        """The paths with the first width changed by 0..count-1 pixels: every request a
+        different URL, so nothing is coalesced or answered from a cache of results."""
+        if self.name.startswith("srcset"):
+            return self.paths
+        out = []
+        for index in range(count):
+            for path in self.paths:
+                parts = path.split("/")
+                for at, part in enumerate(parts):
+                    width, x, height = part.partition("x")
+                    if x and width.isdigit() and height.isdigit():
+                        parts[at] = f"{int(width) + index}x{height}"
+                        break
+                out.append("/".join(parts))
+        return tuple(out)
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80, optimize=True, progressive=True)
+    return out.getvalue()
+
+
+def _cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Centre-crop to the aspect of ``size`` and resize, in one pass."""
+    width, height = image.size
+    scale = max(size[0] / width, size[1] / height)
+    box_w, box_h = size[0] / scale, size[1] / scale
+    left, top = (width - box_w) / 2, (height - box_h) / 2
+    return image.resize(size, LANCZOS, box=(left, top, left + box_w, top + box_h), reducing_gap=3)
+
+
+def _opened(path: Path, size: tuple[int, int] | None = None) -> Image.Image:
+    image = Image.open(path)
+    if size is not None and image.format == "JPEG":
+        image.draft("RGB", size)
+    return image
+
+
+def crop_jpeg(size: tuple[int, int]) -> RawOp:
+    def run(path: Path) -> bytes:
+        image = _opened(path)
+        scale = max(size[0] / image.size[0], size[1] / image.size[1])
+        need = (round(image.size[0] * scale), round(image.size[1] * scale))
+        image.draft("RGB", need)
+        return _jpeg(_cover(image, size))
+
+    return run
+
+
+def fit_jpeg(box: tuple[int, int]) -> RawOp:
+    def run(path: Path) -> bytes:
+        image = _opened(path)
+        scale = min(box[0] / image.size[0], box[1] / image.size[1])
+        size = (round(image.size[0] * scale), round(image.size[1] * scale))
+        image.draft("RGB", size)
+        return _jpeg(image.resize(size, LANCZOS, reducing_gap=3))
+
+    return run
+
+
+def width_jpeg(width: int) -> RawOp:
+    def run(path: Path) -> bytes:
+        image = _opened(path)
+        size = (width, round(image.size[1] * width / image.size[0]))
+        image.draft("RGB", size)
+        return _jpeg(image.resize(size, LANCZOS, reducing_gap=3))
+
+    return run
+
+
+def webp_500(path: Path) -> bytes:
+    image = _opened(path)
+    size = (500, round(image.size[1] * 500 / image.size[0]))
+    image.draft("RGB", size)
+    out = io.BytesIO()
+    image.resize(size, LANCZOS, reducing_gap=3).save(out, "WEBP", quality=80, method=4)
+    return out.getvalue()
+
+
+def blur_200(path: Path) -> bytes:
+    image = _cover(Image.open(path), (200, 200))
+    return _jpeg(image.filter(ImageFilter.GaussianBlur(3)))
+
+
+def gif_100(path: Path) -> bytes:
+    image = Image.open(path)
+    frames = []
+    for index in range(image.n_frames):
+        image.seek(index)
+        frame = _cover(image.convert("RGB"), (100, 100))
+        frames.append(frame.quantize(256, method=Image.Quantize.FASTOCTREE))
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return out.getvalue()
+
+
+def fill_png(path: Path) -> bytes:
+    image = Image.open(path)
+    scale = min(400 / image.size[0], 400 / image.size[1])
+    size = (round(image.size[0] * scale), round(image.size[1] * scale))
+    resized = image.resize(size, LANCZOS, reducing_gap=3)
+    canvas = Image.new("RGBA", (400, 400), (255, 255, 255, 255))
+    canvas.paste(resized, ((400 - size[0]) // 2, (400 - size[1]) // 2))
+    out = io.BytesIO()
+    canvas.save(out, "PNG", compress_level=6)
+    return out.getvalue()
+
+
+def srcset_paths(seed: int = 1) -> tuple[str, ...]:
+    """Every srcset source at every width, shuffled (the same order for every server)."""
+    paths = [f"/unsafe/{w}x0/src/{i:02d}.jpg" for i in range(SRCSET_COUNT) for w in SRCSET_WIDTHS]
+    random.Random(seed).shuffle(paths)
+    return tuple(paths)
+
+
+def srcset_raw(path: Path) -> bytes:
+    """Unused directly: the srcset raw figure is the mean over its URLs (see run.py)."""
+    raise NotImplementedError
+
+
+def workloads() -> list[Workload]:
+    """Every workload, in the order the benchmark runs them."""
+
+    def one(path: str, raw: RawOp | None, note: str = "") -> Workload:
+        return Workload(path, (f"/unsafe/{path}",), raw, note)
+
+    return [
+        one("300x200/large.jpg", crop_jpeg((300, 200)), "12 MP crop"),
+        one("100x100/anim.gif", gif_100, "8 frames"),
+        one("200x200/filters:blur(3)/photo.jpg", blur_200),
+        one("100x100/tiny.jpg", crop_jpeg((100, 100))),
+        one("fit-in/800x600/large.jpg", fit_jpeg((800, 600))),
+        one("500x0/filters:format(webp):quality(80)/large.jpg", webp_500),
+        one("300x300/smart/photo.jpg", crop_jpeg((300, 300)), "detectors off"),
+        one("fit-in/400x400/filters:fill(white)/alpha.png", fill_png),
+        Workload("srcset (20 x 5 widths)", srcset_paths(), None, "result storage off"),
+        Workload(
+            "result-storage hit", ("/unsafe/300x200/large.jpg",), None, "file", result_storage=True
+        ),
+    ]
+
+
+def raw_for(path: str) -> tuple[RawOp, str]:
+    """The raw-Pillow operation and source file of one srcset URL."""
+    parts = path.split("/")
+    width = int(parts[2].split("x")[0])
+    return width_jpeg(width), "/".join(parts[3:])

@@ -1,0 +1,216 @@
+"""Smart-crop detection: the detector chain, the small copy it looks at, and its cache.
+
+Detectors (:class:`thumbor_py.plugins.Detector`) are resolved once, at start-up, from
+``imaging.detectors``. A render asks :meth:`SmartDetection.detect` for the focal points of its
+upright (and trimmed) source: the detectors look, in order, at one RGB copy downscaled to
+``imaging.detection_pixels``; the first that finds anything wins, and its points are mapped back
+onto the source's pixels. Results (also "nothing found") go to a bounded in-memory LRU cache
+keyed by source, its content and the detector configuration, so the other sizes of a photo do
+not detect again; concurrent misses on one source wait for a single detection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+
+from PIL import Image
+
+from thumbor_py.config import ImagingConfig, build
+from thumbor_py.errors import ConfigError
+from thumbor_py.imaging.geometry import Box, FocalPoint
+from thumbor_py.plugins import Detector, PluginContext, resolve_class
+
+Points = tuple[FocalPoint, ...]
+
+_KEY = "imaging.detectors"
+_MIN_DETECTION_PIXELS = 32 * 32
+
+
+def load_detectors(
+    names: Sequence[str], context: PluginContext, *, key: str = _KEY
+) -> tuple[Detector, ...]:
+    """Build the detectors ``names`` lists (aliases or ``module:Class``), with default
+    settings; any failure is a :class:`ConfigError` naming ``key[i]``."""
+    detectors = []
+    for index, name in enumerate(names):
+        where = f"{key}[{index}]"
+        cls = resolve_class(name, "detector", where)
+        settings_cls = getattr(cls, "Settings", None)
+        if not isinstance(settings_cls, type) or not dataclasses.is_dataclass(settings_cls):
+            raise ConfigError(f"{where}: {name!r} has no Settings dataclass")
+        settings = build(settings_cls, {}, f"{where}.settings")
+        try:
+            detector = cls(settings, context)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, OSError) as exc:
+            raise ConfigError(f"{where}: cannot create {name!r}: {exc}") from exc
+        if not isinstance(detector, Detector) or not callable(detector.detect):
+            raise ConfigError(f"{where}: {name!r} does not implement Detector")
+        detectors.append(detector)
+    return tuple(detectors)
+
+
+def detection_size(size: tuple[int, int], pixels: int) -> tuple[int, int]:
+    """``size`` scaled down (never up) to about ``pixels`` pixels, in the same proportions.
+
+    A pixel budget rather than a longest side: detection time follows the area, and a panorama
+    keeps faces tall enough to be found.
+    """
+    scale = math.sqrt(pixels / (size[0] * size[1]))
+    if scale >= 1:
+        return size
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def detection_image(image: Image.Image, pixels: int) -> Image.Image:
+    """An RGB copy of ``image`` with at most about ``pixels`` pixels (see detection_size)."""
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGB")
+    size = detection_size(image.size, pixels)
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return image.convert("RGB")
+
+
+def map_points(
+    points: Sequence[FocalPoint], size: tuple[int, int], work_size: tuple[int, int]
+) -> Points:
+    """Points found in an image of ``size`` moved onto one of ``work_size``: coordinates and
+    extents scale, and so does the weight of a region (it is an area)."""
+    sx, sy = work_size[0] / size[0], work_size[1] / size[1]
+    return tuple(_mapped(point, sx, sy) for point in points)
+
+
+def _mapped(point: FocalPoint, sx: float, sy: float) -> FocalPoint:
+    x, y = float(int(point.x * sx)), float(int(point.y * sy))
+    region = point.region
+    if region is not None:
+        region = Box(
+            int(region.left * sx),
+            int(region.top * sy),
+            math.ceil(region.right * sx),
+            math.ceil(region.bottom * sy),
+        )
+    if point.width <= 1 and point.height <= 1:
+        return dataclasses.replace(point, x=x, y=y, region=region)
+    return dataclasses.replace(
+        point,
+        x=x,
+        y=y,
+        width=max(round(point.width * sx), 1),
+        height=max(round(point.height * sy), 1),
+        weight=float(round(point.weight * sx * sy)),
+        region=region,
+    )
+
+
+class SmartDetection:
+    """The configured detector chain and its cache; one per renderer, shared by its threads."""
+
+    def __init__(self, config: ImagingConfig) -> None:
+        if config.detection_pixels < _MIN_DETECTION_PIXELS:
+            raise ConfigError(f"imaging.detection_pixels: must be at least {_MIN_DETECTION_PIXELS}")
+        if config.detection_cache_size < 0:
+            raise ConfigError("imaging.detection_cache_size: must be 0 (off) or more")
+        if config.detection_error_max_age < 0:
+            raise ConfigError("imaging.detection_error_max_age: must be 0 or more")
+        context = PluginContext(max_source_bytes=config.max_source_bytes)
+        self.detectors = load_detectors(config.detectors, context)
+        self._pixels = config.detection_pixels
+        self._identity = (config.detectors, config.detection_pixels)
+        self._cache = _LruCache(config.detection_cache_size)
+        self._flights = _KeyLocks()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any detector is configured."""
+        return bool(self.detectors)
+
+    def key(self, source: str, data: bytes, *frame: Hashable) -> Hashable:
+        """The cache key of ``source`` whose bytes are ``data`` (a changed original is a new
+        key; sha256 costs ~2 ms on a 4 MB JPEG); ``frame`` names its pixels (size, trim...)."""
+        return (self._identity, source, hashlib.sha256(data).digest(), frame)
+
+    def cached(self, key: Hashable) -> Points | None:
+        """The points stored under ``key``, or None when it was never detected."""
+        return self._cache.get(key)
+
+    def detect(
+        self, image: Callable[[], Image.Image], work_size: tuple[int, int], key: Hashable
+    ) -> Points:
+        """The focal points of the image ``image()`` returns (called on a cache miss only),
+        in ``work_size`` pixels, from the cache or the chain.
+
+        Raises whatever ``image`` or a detector raises (nothing is cached then).
+        """
+        with self._flights.hold(key):
+            points = self._cache.get(key)
+            if points is None:
+                points = self._run(image(), work_size)
+                self._cache.put(key, points)
+            return points
+
+    def _run(self, image: Image.Image, work_size: tuple[int, int]) -> Points:
+        small = detection_image(image, self._pixels)
+        for detector in self.detectors:
+            found = detector.detect(small)
+            if found:
+                return map_points(found, small.size, work_size)
+        return ()
+
+
+class _LruCache:
+    """A thread-safe mapping that forgets its least recently used entries beyond capacity."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[Hashable, Points] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Points | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: Points) -> None:
+        if not self._capacity:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+
+class _KeyLocks:
+    """A lock per key, alive while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[Hashable, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: Hashable) -> Iterator[None]:
+        with self._lock:
+            lock, users = self._locks.get(key, (None, 0))
+            lock = lock or threading.Lock()
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                users = self._locks[key][1] - 1
+                if users:
+                    self._locks[key] = (lock, users)
+                else:
+                    del self._locks[key]
