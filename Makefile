@@ -17,5 +17,8 @@ serve: $(STAMP)
 test: $(STAMP)
 	scripts/check
 
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run.py --quick
+
 clean:
 	rm -rf $(VENV) build *.egg-info

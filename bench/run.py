@@ -94,7 +94,7 @@ def main() -> None:
         report.table(rows, concurrency=args.concurrency, duration=duration, cpus=CPUS)
         if "fresh" not in skip:
             fresh = _fresh(chosen, raw, folder, work, args, duration)
-            report.fresh_table(fresh)
+            report.fresh_table(fresh, rows)
         if "workers" not in skip:
             _worker_model(folder, work, args, duration)
         if "health" not in skip:

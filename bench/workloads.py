@@ -33,20 +33,19 @@ class Workload:
     result_storage: bool = False
 
     def variants(self, count: int = 32) -> tuple[str, ...]:
-        """The paths with the first width changed by 0..count-1 pixels: every request a
-        different URL, so nothing is coalesced or answered from a cache of results."""
+        """The paths with a ``max_age(N)`` filter added, N varying: every request a different
+        URL (so nothing is coalesced or served from a cache of results) for the same pixel
+        work (``max_age`` only changes the Cache-Control header)."""
         if self.name.startswith("srcset"):
             return self.paths
         out = []
         for index in range(count):
             for path in self.paths:
-                parts = path.split("/")
-                for at, part in enumerate(parts):
-                    width, x, height = part.partition("x")
-                    if x and width.isdigit() and height.isdigit():
-                        parts[at] = f"{int(width) + index}x{height}"
-                        break
-                out.append("/".join(parts))
+                head, _, name = path.rpartition("/")
+                if "/filters:" in path:
+                    out.append(f"{head}:max_age({86400 + index})/{name}")
+                else:
+                    out.append(f"{head}/filters:max_age({86400 + index})/{name}")
         return tuple(out)
 
 

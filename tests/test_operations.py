@@ -170,7 +170,11 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]
         yield process, port, storage
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()  # the supervisor stops its workers; a kill would orphan them
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait(timeout=10)
 
 

@@ -30,8 +30,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8888
     workers: int = 0
-    render_threads: int = 2
+    render_threads: int = 1
     render_queue: int = 64
+    reuse_port: bool = True
     request_timeout: float = 30.0
     access_log: bool = True
     log_format: Literal["plain", "json"] = "plain"

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from thumbor_py import metrics
 from thumbor_py.errors import HttpError, OverloadedError
 from thumbor_py.imaging.master import Master
-from thumbor_py.imaging.transform import Rendered, Renderer
+from thumbor_py.imaging.transform import Rendered, Renderer, Sources
 from thumbor_py.plugins import Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, etag_for, etag_matches, result_key
 from thumbor_py.url import ImageRequest
@@ -176,10 +176,13 @@ class Pipeline:
             raise OverloadedError("render queue is full, retry later")
         self._pending += 1
         deadline = None if self._deadline is None else time.monotonic() + self._deadline
+        scope = asyncio.timeout(self._deadline)
         try:
-            async with asyncio.timeout(self._deadline):
+            async with scope:
                 return await self._load_and_render(request, format_class, deadline)
         except TimeoutError:
+            if not scope.expired():
+                raise
             raise OverloadedError(f"no answer within {self._deadline:g} s, retry later") from None
         finally:
             self._pending -= 1
@@ -187,39 +190,52 @@ class Pipeline:
     async def _load_and_render(
         self, request: ImageRequest, format_class: str, deadline: float | None
     ) -> Rendered:
-        # The image and what its filters name (watermark, frame) load together, through
-        # the same loader and so the same source rules.
         wanted = self._renderer.sources(request)
-        masters = self._renderer.masters
         async with self._master_of(wanted.image) as master:
             if master is not None:
-                extra = await asyncio.gather(*(self._load(url) for url in wanted.resources))
-                resources = _resources(wanted.resources, extra)
-                job = functools.partial(
-                    self._renderer.render_master,
-                    master,
-                    request,
-                    format_class,
-                    resources=resources,
-                )
-                rendered = await self._execute(job, deadline)
+                rendered = await self._from_master(master, wanted, request, format_class, deadline)
                 if rendered is not None:
                     return rendered
-            main, *extra = await asyncio.gather(
-                self._load(wanted.image), *(self._load(url) for url in wanted.resources)
-            )
-            key = wanted.image if masters is not None else None
-            full: Callable[[], Rendered | None] = functools.partial(
-                self._renderer.render,
-                main.data,
-                request,
-                format_class,
-                resources=_resources(wanted.resources, extra),
-                master_key=key,
-            )
-            rendered = await self._execute(full, deadline)
-            assert rendered is not None
-            return rendered
+            return await self._from_source(wanted, request, format_class, deadline)
+
+    async def _from_master(
+        self,
+        master: Master,
+        wanted: Sources,
+        request: ImageRequest,
+        format_class: str,
+        deadline: float | None,
+    ) -> Rendered | None:
+        """A render from the cached master: no fetch, no decode; None when it cannot serve."""
+        extra = await asyncio.gather(*(self._load(url) for url in wanted.resources))
+        job = functools.partial(
+            self._renderer.render_master,
+            master,
+            request,
+            format_class,
+            resources=_resources(wanted.resources, extra),
+        )
+        return await self._execute(job, deadline)
+
+    async def _from_source(
+        self, wanted: Sources, request: ImageRequest, format_class: str, deadline: float | None
+    ) -> Rendered:
+        # The image and what its filters name (watermark, frame) load together, through
+        # the same loader and so the same source rules.
+        main, *extra = await asyncio.gather(
+            self._load(wanted.image), *(self._load(url) for url in wanted.resources)
+        )
+        job: Callable[[], Rendered | None] = functools.partial(
+            self._renderer.render,
+            main.data,
+            request,
+            format_class,
+            resources=_resources(wanted.resources, extra),
+            master_key=wanted.image if self._renderer.masters is not None else None,
+        )
+        rendered = await self._execute(job, deadline)
+        assert rendered is not None  # only render_master answers None
+        return rendered
 
     @asynccontextmanager
     async def _master_of(self, key: str) -> AsyncIterator[Master | None]:

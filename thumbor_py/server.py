@@ -1,7 +1,12 @@
-"""Run the server: one process, or N pre-forked processes sharing one listening socket.
+"""Run the server: one process, or N pre-forked processes listening on one port.
 
 Each process runs its own event loop and render threads, so CPU-bound renders use every core
-without the GIL in the way; the kernel spreads connections over the processes' ``accept``.
+without the GIL in the way. With ``server.reuse_port`` (the default, where the kernel has
+SO_REUSEPORT) every worker gets its own listening socket on the port and the kernel hashes
+each new connection to one of them, so keep-alive connections spread evenly; with one shared
+socket, the worker that wakes first tends to accept a whole burst of connections and keep
+them. One loop feeding a process pool was measured too (``bench/run.py``): it pays for
+shipping every source and result between processes, for no gain.
 SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to
 ``server.request_timeout``), flushes pending result-storage writes and closes clients.
 """
@@ -9,6 +14,7 @@ SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -22,6 +28,7 @@ from thumbor_py.config import Config
 
 log = logging.getLogger("thumbor_py.server")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_PR_SET_PDEATHSIG = 1
 
 
 def worker_count(config: Config) -> int:
@@ -31,11 +38,13 @@ def worker_count(config: Config) -> int:
     return max(len(os.sched_getaffinity(0)), 1)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, created before forking so every worker shares it."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket, created before forking so that workers inherit it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.set_inheritable(True)
@@ -81,21 +90,50 @@ def serve(config: Config) -> None:
     from thumbor_py.app import create_app
 
     create_app(config)  # resolve plugins and fail fast, before binding or forking
-    sock = bind_socket(config.server.host, config.server.port)
+    sockets = _listening_sockets(config, count)
     if count == 1:
-        _serve(config, sock)
+        _serve(config, sockets[0])
         return
     children: list[int] = []
-    for _ in range(count):
+    supervisor = os.getpid()
+    for index in range(count):
         pid = os.fork()
         if pid == 0:
             try:
-                _serve(config, sock)
+                _die_with(supervisor)
+                mine = sockets[index % len(sockets)]
+                for other in sockets:
+                    if other is not mine:
+                        other.close()
+                _serve(config, mine)
             finally:
                 os._exit(0)
         children.append(pid)
-    sock.close()
+    for sock in sockets:
+        sock.close()
     _supervise(children, created)
+
+
+def _die_with(supervisor: int) -> None:
+    """Linux: have the kernel SIGTERM this worker when its supervisor dies, even by SIGKILL
+    (otherwise orphaned workers would keep serving the port)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        return
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os._exit(0)
+
+
+def _listening_sockets(config: Config, count: int) -> list[socket.socket]:
+    """One socket per worker on one port (SO_REUSEPORT), or one socket they all share."""
+    host, port = config.server.host, config.server.port
+    if count == 1 or not (config.server.reuse_port and hasattr(socket, "SO_REUSEPORT")):
+        return [bind_socket(host, port)]
+    first = bind_socket(host, port, reuse_port=True)
+    bound = first.getsockname()[1]  # the port the kernel chose when asked for 0
+    return [first, *(bind_socket(host, bound, reuse_port=True) for _ in range(count - 1))]
 
 
 def _supervise(children: list[int], created_folder: str | None) -> None:

@@ -142,7 +142,7 @@ def source_icc(opened: Opened) -> bytes | None:
     """The source's ICC profile, unless it describes a colour space the output will not be
     in (a CMYK profile: CMYK is converted to sRGB on load)."""
     icc = opened.image.info.get("icc_profile")
-    if not icc or opened.image.mode == "CMYK":
+    if not icc or opened.mode == "CMYK":  # the source's mode (a cached master is RGB)
         return None
     return bytes(icc)
 

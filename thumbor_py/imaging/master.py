@@ -168,6 +168,8 @@ class MasterCache:
         """The master's reduction of ``opened``: as much as keeps ``master_size`` pixels
         along the longer side, in JPEG DCT steps for JPEGs."""
         longest = max(opened.oriented_size)
+        if opened.mode in _UNREDUCIBLE:
+            return 1
         if opened.format == "JPEG":
             return next((s for s in _DCT_SCALES if longest / s >= self._master_size), 1)
         return max(longest // self._master_size, 1)
