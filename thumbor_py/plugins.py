@@ -215,17 +215,36 @@ def create_plugin(
     """Build the plugin ``config`` names and check it satisfies ``protocol``."""
     if not config.use:
         raise ConfigError(f"{key}.use: required")
-    cls = resolve_class(config.use, kind, f"{key}.use")
+    return build_plugin(
+        config.use, config.settings, protocol, kind, context, key=f"{key}.use", settings_key=key
+    )
+
+
+def build_plugin(
+    spec: str,
+    settings: Mapping[str, object],
+    protocol: type[P],
+    kind: str,
+    context: PluginContext,
+    *,
+    key: str,
+    settings_key: str,
+) -> P:
+    """Resolve ``spec``, build its ``Settings`` from ``settings`` and construct it.
+
+    Errors name ``key`` (where the spec is written) or ``settings_key.settings``.
+    """
+    cls = resolve_class(spec, kind, key)
     settings_cls = getattr(cls, "Settings", None)
     if not isinstance(settings_cls, type) or not dataclasses.is_dataclass(settings_cls):
-        raise ConfigError(f"{key}.use: {config.use!r} has no Settings dataclass")
-    settings = build(settings_cls, config.settings, f"{key}.settings")
+        raise ConfigError(f"{key}: {spec!r} has no Settings dataclass")
+    built = build(settings_cls, settings, f"{settings_key}.settings")
     try:
-        plugin = cls(settings, context)
+        plugin = cls(built, context)
     except ConfigError:
         raise
     except (TypeError, ValueError, OSError) as exc:
-        raise ConfigError(f"{key}: cannot create {config.use!r}: {exc}") from exc
+        raise ConfigError(f"{settings_key}: cannot create {spec!r}: {exc}") from exc
     if not isinstance(plugin, protocol):  # type: ignore[misc]
-        raise ConfigError(f"{key}.use: {config.use!r} does not implement {protocol.__name__}")
+        raise ConfigError(f"{key}: {spec!r} does not implement {protocol.__name__}")
     return plugin

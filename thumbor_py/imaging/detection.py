@@ -21,10 +21,10 @@ from contextlib import contextmanager
 
 from PIL import Image
 
-from thumbor_py.config import ImagingConfig, build
+from thumbor_py.config import ImagingConfig
 from thumbor_py.errors import ConfigError
 from thumbor_py.imaging.geometry import Box, FocalPoint
-from thumbor_py.plugins import Detector, PluginContext, resolve_class
+from thumbor_py.plugins import Detector, PluginContext, build_plugin
 
 Points = tuple[FocalPoint, ...]
 
@@ -37,24 +37,18 @@ def load_detectors(
 ) -> tuple[Detector, ...]:
     """Build the detectors ``names`` lists (aliases or ``module:Class``), with default
     settings; any failure is a :class:`ConfigError` naming ``key[i]``."""
-    detectors = []
-    for index, name in enumerate(names):
-        where = f"{key}[{index}]"
-        cls = resolve_class(name, "detector", where)
-        settings_cls = getattr(cls, "Settings", None)
-        if not isinstance(settings_cls, type) or not dataclasses.is_dataclass(settings_cls):
-            raise ConfigError(f"{where}: {name!r} has no Settings dataclass")
-        settings = build(settings_cls, {}, f"{where}.settings")
-        try:
-            detector = cls(settings, context)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError, OSError) as exc:
-            raise ConfigError(f"{where}: cannot create {name!r}: {exc}") from exc
-        if not isinstance(detector, Detector) or not callable(detector.detect):
-            raise ConfigError(f"{where}: {name!r} does not implement Detector")
-        detectors.append(detector)
-    return tuple(detectors)
+    return tuple(
+        build_plugin(
+            name,
+            {},
+            Detector,  # type: ignore[type-abstract]
+            "detector",
+            context,
+            key=f"{key}[{index}]",
+            settings_key=f"{key}[{index}]",
+        )
+        for index, name in enumerate(names)
+    )
 
 
 def detection_size(size: tuple[int, int], pixels: int) -> tuple[int, int]:
