@@ -90,6 +90,7 @@ STATUS_TABLE: dict[type[HttpError], int] = {
     errors.ImageDecodeError: 400,
     errors.ImageTooLargeError: 400,
     errors.FilterArgumentError: 400,
+    errors.FilterError: 400,
     errors.SourceNotFoundError: 404,
     errors.UpstreamError: 502,
     errors.UpstreamTimeoutError: 504,

@@ -12,7 +12,8 @@
         │   ├── SourceTooLargeError     over ``imaging.max_source_bytes``
         │   ├── ImageDecodeError        not an image, or undecodable
         │   ├── ImageTooLargeError      over ``max_pixels`` / ``max_output_pixels``
-        │   └── FilterArgumentError     a filter argument refused in strict mode
+        │   ├── FilterArgumentError     a filter argument refused in strict mode
+        │   └── FilterError             a filter could not apply its arguments to this image
         ├── SourceNotFoundError         404
         ├── UpstreamError               502
         ├── UpstreamTimeoutError        504
@@ -76,6 +77,10 @@ class ImageTooLargeError(BadRequestError):
 
 class FilterArgumentError(BadRequestError):
     """A filter's arguments do not parse (only raised in strict mode)."""
+
+
+class FilterError(BadRequestError):
+    """A filter failed on this image with these arguments (e.g. a value out of any range)."""
 
 
 class SourceNotFoundError(HttpError):

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 from PIL import Image
 
-from thumbor_py.errors import ConfigError, FilterArgumentError
+from thumbor_py.errors import ConfigError, FilterArgumentError, FilterError
 from thumbor_py.imaging.geometry import FocalPoint, ResizeRequest
 from thumbor_py.url import FilterCall
 
@@ -286,6 +286,11 @@ def run_phase(filters: Iterable[BoundFilter], phase: Phase, state: RenderState) 
             if state.strict:
                 raise
             log.debug("ignoring filter %s%s: argument refused", item.spec.name, item.args)
+        except (ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
+            # Hostile or absurd arguments must not become a 500 (nor a silently wrong image
+            # cached for a day): answer 400 naming the filter, and keep the trace in the log.
+            log.warning("filter %s%s failed", item.spec.name, item.args, exc_info=True)
+            raise FilterError(f"filter {item.spec.name}() cannot apply these arguments") from exc
 
 
 def has_phase(filters: Iterable[BoundFilter], phase: Phase) -> bool:

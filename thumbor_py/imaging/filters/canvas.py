@@ -181,7 +181,9 @@ def _shift_lut(delta: int) -> list[int]:
 
 
 def _ratio(text: str) -> float:
-    return 0.0 if text == "none" else float(text) / 100.0
+    # Capped at 100 %: a mark larger than the image shows no more of itself, and an unbounded
+    # ratio would let one URL allocate gigabytes.
+    return 0.0 if text == "none" else min(float(text), 100.0) / 100.0
 
 
 def _fit_mark(

@@ -137,6 +137,7 @@ def noise(state: RenderState, amount: int, seed: int = 0) -> None:
     """``noise(amount[,seed])``: add the same random offset in ±amount/2 to R, G and B."""
     if amount <= 0:
         return
+    amount = min(amount, 255)  # larger offsets only saturate, and overflow int16
     image = pixels.as_rgb(state.pixels)
     values = pixels.to_array(image).astype(np.int16)
     generator = np.random.default_rng(seed if seed > 0 else None)
