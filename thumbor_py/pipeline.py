@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from thumbor_py import metrics
 from thumbor_py.errors import HttpError, OverloadedError
 from thumbor_py.imaging.master import Master
-from thumbor_py.imaging.transform import Rendered, Renderer, Sources
+from thumbor_py.imaging.output import Rendered
+from thumbor_py.imaging.transform import Renderer, Sources
 from thumbor_py.plugins import Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, etag_for, etag_matches, result_key
 from thumbor_py.url import ImageRequest

@@ -10,7 +10,8 @@ from PIL import Image, ImageSequence
 from thumbor_py.config import ImagingConfig
 from thumbor_py.errors import ImageTooLargeError
 from thumbor_py.imaging.filters import build_registry
-from thumbor_py.imaging.transform import Rendered, Renderer
+from thumbor_py.imaging.output import Rendered
+from thumbor_py.imaging.transform import Renderer
 from thumbor_py.negotiation import negotiate
 from thumbor_py.url import parse
 

@@ -11,7 +11,8 @@ from PIL import Image, ImageCms
 
 from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging.filters import build_registry
-from thumbor_py.imaging.transform import Rendered, Renderer
+from thumbor_py.imaging.output import Rendered
+from thumbor_py.imaging.transform import Renderer
 from thumbor_py.url import parse
 
 REGISTRY = build_registry()

@@ -18,7 +18,7 @@ from PIL import Image
 from thumbor_py import metrics
 from thumbor_py.config import ImagingConfig
 from thumbor_py.errors import ConfigError, ImageTooLargeError
-from thumbor_py.imaging import animation, formats, geometry, meta, trim
+from thumbor_py.imaging import animation, formats, geometry, meta, output, trim
 from thumbor_py.imaging import filters as flt
 from thumbor_py.imaging.detection import SmartDetection, detection_size
 from thumbor_py.imaging.layout import (
@@ -33,26 +33,11 @@ from thumbor_py.imaging.layout import (
     resize_request,
 )
 from thumbor_py.imaging.master import Master, MasterCache, MasterTooSmallError, PixelLoader
+from thumbor_py.imaging.output import Rendered
 from thumbor_py.negotiation import OutputChoice, output_format
 from thumbor_py.url import Crop, ImageRequest
 
-_QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rendered:
-    """A finished response body and what the HTTP layer needs to know about it."""
-
-    data: bytes
-    content_type: str
-    width: int
-    height: int
-    max_age: int | None = None
-    # Whether result storage may keep this body (the pipeline checks it before storing).
-    cacheable: bool = True
-    frames: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +294,8 @@ class Renderer:
             for image in decoded.images[1:]:
                 frame = _filtered(image, layout, request, state, bound)
                 frames.append(frame if frame.size == first.size else frame.resize(first.size))
-        return _encode(state, opened, frames, fmt, decoded, self._config)
+        timing = output.Timing(decoded.durations, decoded.loop)
+        return output.encode(state, opened, frames, fmt, timing, self._config)
 
 
 def _filtered(
@@ -389,51 +375,6 @@ def _trimmed(
                 crop.bottom - box.top,
             )
     return images, layout_for(request, state, images[0].size, config, crop, trimmed=True)
-
-
-def _encode(
-    state: flt.RenderState,
-    opened: formats.Opened,
-    frames: list[Image.Image],
-    fmt: str,
-    decoded: _Decoded,
-    config: ImagingConfig,
-) -> Rendered:
-    loop = decoded.loop if decoded.loop is not None or fmt == "GIF" else 1
-    options = formats.EncodeOptions(
-        format=fmt,
-        quality=state.quality,
-        progressive=config.progressive_jpeg,
-        icc_profile=None if state.strip_icc else formats.source_icc(opened),
-        exif=None if state.strip_exif else _exif(opened),
-        avif_speed=config.avif_speed,
-        keep_palette=opened.mode in ("P", "1") and len(frames) == 1,
-        durations=decoded.durations[: len(frames)],
-        loop=loop,
-    )
-    image: Image.Image | list[Image.Image] = frames if len(frames) > 1 else frames[0]
-
-    def encoder(quality: int) -> bytes:
-        return formats.encode(image, dataclasses.replace(options, quality=quality))
-
-    if state.max_bytes and fmt in _QUALITY_FORMATS:
-        data = formats.fit_quality(encoder, state.quality, state.max_bytes)
-    else:
-        data = encoder(state.quality)
-    return Rendered(
-        data=data,
-        content_type=formats.CONTENT_TYPES[fmt],
-        width=frames[0].size[0],
-        height=frames[0].size[1],
-        max_age=state.max_age,
-        frames=len(frames),
-    )
-
-
-def _exif(opened: formats.Opened) -> bytes | None:
-    exif_data = opened.image.getexif()
-    exif_data.pop(0x0112, None)  # pixels are already upright
-    return exif_data.tobytes() if exif_data else None
 
 
 def _meta_response(

@@ -1,0 +1,83 @@
+"""The last step of a render: encode the frames into the response body."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from PIL import Image
+
+from thumbor_py.config import ImagingConfig
+from thumbor_py.imaging import formats
+from thumbor_py.imaging.filters import RenderState
+
+_QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rendered:
+    """A finished response body and what the HTTP layer needs to know about it."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    max_age: int | None = None
+    # Whether result storage may keep this body (the pipeline checks it before storing).
+    cacheable: bool = True
+    frames: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """An animation's frame durations (ms) and loop count (None: the source had none)."""
+
+    durations: tuple[int, ...] = ()
+    loop: int | None = None
+
+
+def encode(
+    state: RenderState,
+    opened: formats.Opened,
+    frames: list[Image.Image],
+    fmt: str,
+    timing: Timing,
+    config: ImagingConfig,
+) -> Rendered:
+    """Encode the rendered frames as ``fmt`` with the state's quality, profile and EXIF;
+    ``max_bytes()`` searches the highest quality that fits."""
+    loop = timing.loop if timing.loop is not None or fmt == "GIF" else 1
+    options = formats.EncodeOptions(
+        format=fmt,
+        quality=state.quality,
+        progressive=config.progressive_jpeg,
+        icc_profile=None if state.strip_icc else formats.source_icc(opened),
+        exif=None if state.strip_exif else _exif(opened),
+        avif_speed=config.avif_speed,
+        keep_palette=opened.mode in ("P", "1") and len(frames) == 1,
+        durations=timing.durations[: len(frames)],
+        loop=loop,
+    )
+    image: Image.Image | list[Image.Image] = frames if len(frames) > 1 else frames[0]
+
+    def encoder(quality: int) -> bytes:
+        return formats.encode(image, dataclasses.replace(options, quality=quality))
+
+    if state.max_bytes and fmt in _QUALITY_FORMATS:
+        data = formats.fit_quality(encoder, state.quality, state.max_bytes)
+    else:
+        data = encoder(state.quality)
+    return Rendered(
+        data=data,
+        content_type=formats.CONTENT_TYPES[fmt],
+        width=frames[0].size[0],
+        height=frames[0].size[1],
+        max_age=state.max_age,
+        frames=len(frames),
+    )
+
+
+def _exif(opened: formats.Opened) -> bytes | None:
+    exif_data = opened.image.getexif()
+    exif_data.pop(0x0112, None)  # pixels are already upright
+    return exif_data.tobytes() if exif_data else None
