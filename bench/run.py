@@ -1,14 +1,14 @@
 """Side-by-side benchmark: raw Pillow in-process, thumbor-py, and Thumbor 7.8.
 
-    .venv/bin/python bench/run.py            # the full run (a few minutes)
-    .venv/bin/python bench/run.py --quick    # a sanity run (about a minute)
+    .venv/bin/python bench/run.py            # the full run (about 14 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick    # a sanity run (about 5 minutes)
 
 Images are generated into ``bench/.cache/images`` (git-ignored). Thumbor is taken from
 ``--thumbor-venv`` (default ``$THUMBOR_VENV`` or ``/tmp/thumbor-venv``) and, with
 ``--create-thumbor-venv``, installed there first (``pip install thumbor==7.8.0``).
 Both servers get the same images, the same settings (file loader, no detectors, quality 80,
-no access log) and every core: thumbor-py pre-forks one worker per CPU, Thumbor runs
-``--processes N``. Workloads alternate: each one runs on thumbor-py and then on Thumbor
+no access log) and every core: thumbor-py pre-forks one worker per CPU, Thumbor runs one
+instance per CPU on SO_REUSEPORT sockets (its best multi-core setup). Workloads alternate: each one runs on thumbor-py and then on Thumbor
 before the next, under the same closed-loop load (``--concurrency`` keep-alive connections).
 """
 
