@@ -7,9 +7,10 @@ Images are generated into ``bench/.cache/images`` (git-ignored). Thumbor is take
 ``--thumbor-venv`` (default ``$THUMBOR_VENV`` or ``/tmp/thumbor-venv``) and, with
 ``--create-thumbor-venv``, installed there first (``pip install thumbor==7.8.0``).
 Both servers get the same images, the same settings (file loader, no detectors, quality 80,
-no access log) and every core: thumbor-py pre-forks one worker per CPU, Thumbor runs one
-instance per CPU on SO_REUSEPORT sockets (its best multi-core setup). Workloads alternate: each one runs on thumbor-py and then on Thumbor
-before the next, under the same closed-loop load (``--concurrency`` keep-alive connections).
+no access log) and every core: thumbor-py pre-forks one worker per CPU, and Thumbor runs one
+instance per CPU on SO_REUSEPORT sockets (its best multi-core setup). Workloads alternate:
+each one runs on thumbor-py and then on Thumbor before the next, under the same closed-loop
+load (``--concurrency`` keep-alive connections).
 """
 
 from __future__ import annotations
