@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -34,6 +32,7 @@ from thumbor_py.errors import (
     UpstreamTimeoutError,
 )
 from thumbor_py.plugins import PluginContext, Source
+from thumbor_py.s3client import s3_client
 
 SCHEME = "s3://"
 # botocore's own bucket-name check: anything else would fail parameter validation.
@@ -96,21 +95,18 @@ class S3Loader:
 
     def _create_client(self) -> Any:
         settings = self._settings
-        session = boto3.session.Session(
-            aws_access_key_id=settings.access_key_id,
-            aws_secret_access_key=settings.secret_access_key,
-            region_name=settings.region,
-            profile_name=settings.profile,
-        )
-        config = BotoConfig(
+        return s3_client(
+            endpoint_url=settings.endpoint_url,
+            region=settings.region,
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+            profile=settings.profile,
             max_pool_connections=settings.max_pool_connections,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            retries={"max_attempts": settings.max_attempts, "mode": "standard"},
-            s3={"addressing_style": settings.addressing_style},
-            user_agent_extra="thumbor-py",
+            max_attempts=settings.max_attempts,
+            addressing_style=settings.addressing_style,
         )
-        return session.client("s3", endpoint_url=settings.endpoint_url, config=config)
 
     def locate(self, source: str) -> tuple[str, str]:
         """The ``(bucket, key)`` that ``source`` names; refuses what the settings do not allow."""

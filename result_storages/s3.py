@@ -20,13 +20,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from pymongo import AsyncMongoClient
 
 from result_storages.mongodb import MongoMetadataStore
 from thumbor_py.plugins import MetadataStore, PluginContext, StoredResult
+from thumbor_py.s3client import s3_client
 
 log = logging.getLogger(__name__)
 
@@ -292,17 +291,13 @@ def _mongo_client(settings: MongoSettings) -> Any:
 
 
 def _boto3_client(settings: S3ResultStorage.Settings) -> Any:
-    config = BotoConfig(
+    return s3_client(
+        endpoint_url=settings.endpoint_url,
+        region=settings.region,
+        access_key_id=settings.access_key_id,
+        secret_access_key=settings.secret_access_key,
+        max_pool_connections=settings.max_pool_connections,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"max_attempts": 2, "mode": "standard"},
-        max_pool_connections=settings.max_pool_connections,
-    )
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=settings.endpoint_url,
-        region_name=settings.region,
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        config=config,
+        max_attempts=2,
     )

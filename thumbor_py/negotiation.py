@@ -19,7 +19,6 @@ from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging import formats
 from thumbor_py.url import ImageRequest
 
-FORMAT_CLASSES = ("avif", "webp", "jpeg", "default")
 # On equal q-values the smaller format wins.
 _PREFERENCE = {"avif": 2, "webp": 1}
 

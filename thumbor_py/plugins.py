@@ -187,23 +187,34 @@ ALIASES: Mapping[str, Mapping[str, str]] = {
 P = TypeVar("P")
 
 
-def resolve_class(spec: str, kind: str, key: str) -> type[Any]:
-    """Import the class named by an alias or ``module:Class``; ``key`` is the YAML key path."""
-    target = ALIASES.get(kind, {}).get(spec, spec)
-    module_name, colon, attr = target.partition(":")
-    if not colon or not module_name or not attr:
-        known = ", ".join(sorted(ALIASES.get(kind, {}))) or "none"
-        raise ConfigError(
-            f"{key}: {spec!r} is neither a known {kind} alias ({known}) nor a module:Class path"
-        )
+def import_object(path: str, key: str) -> object:
+    """Import the attribute a ``module:attribute`` path names; errors name ``key``."""
+    module_name, _, attribute = path.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"{key}: cannot import module {module_name!r}: {exc}") from exc
     try:
-        cls = getattr(module, attr)
+        return getattr(module, attribute)  # type: ignore[no-any-return]
     except AttributeError as exc:
-        raise ConfigError(f"{key}: module {module_name!r} has no attribute {attr!r}") from exc
+        raise ConfigError(f"{key}: module {module_name!r} has no attribute {attribute!r}") from exc
+
+
+def is_object_path(path: str) -> bool:
+    """Whether ``path`` has the ``module:attribute`` shape."""
+    module_name, colon, attribute = path.partition(":")
+    return bool(colon and module_name and attribute)
+
+
+def resolve_class(spec: str, kind: str, key: str) -> type[Any]:
+    """Import the class named by an alias or ``module:Class``; ``key`` is the YAML key path."""
+    target = ALIASES.get(kind, {}).get(spec, spec)
+    if not is_object_path(target):
+        known = ", ".join(sorted(ALIASES.get(kind, {}))) or "none"
+        raise ConfigError(
+            f"{key}: {spec!r} is neither a known {kind} alias ({known}) nor a module:Class path"
+        )
+    cls = import_object(target, key)
     if not isinstance(cls, type):
         raise ConfigError(f"{key}: {target!r} is not a class")
     return cls

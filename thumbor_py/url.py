@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -150,14 +150,6 @@ class ImageRequest:
         if self.valign != "middle":
             parts.append(self.valign)
         return parts
-
-    def filter_names(self) -> set[str]:
-        """The names of the filters in the URL."""
-        return {f.name for f in self.filters}
-
-    def with_changes(self, **changes: object) -> ImageRequest:
-        """A copy with some fields replaced."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def serialise(request: ImageRequest) -> str:

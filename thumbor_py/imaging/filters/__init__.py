@@ -22,6 +22,7 @@ from PIL import Image
 
 from thumbor_py.errors import ConfigError, FilterArgumentError, FilterError
 from thumbor_py.imaging.geometry import FocalPoint, ResizeRequest
+from thumbor_py.plugins import import_object, is_object_path
 from thumbor_py.url import FilterCall
 
 log = logging.getLogger(__name__)
@@ -196,17 +197,9 @@ def load_plugins(
     specs = []
     for index, path in enumerate(paths):
         where = f"{key}[{index}]"
-        module_name, colon, attribute = path.partition(":")
-        if not colon or not module_name or not attribute:
+        if not is_object_path(path):
             raise ConfigError(f"{where}: expected 'module:function', got {path!r}")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(f"{where}: cannot import {module_name!r}: {exc}") from exc
-        function = getattr(module, attribute, None)
-        if function is None:
-            raise ConfigError(f"{where}: {module_name!r} has no attribute {attribute!r}")
-        spec = spec_of(function)
+        spec = spec_of(import_object(path, where))
         if spec is None:
             raise ConfigError(f"{where}: {path!r} is not marked with @image_filter")
         specs.append(spec)
@@ -291,8 +284,3 @@ def run_phase(filters: Iterable[BoundFilter], phase: Phase, state: RenderState) 
             # cached for a day): answer 400 naming the filter, and keep the trace in the log.
             log.warning("filter %s%s failed", item.spec.name, item.args, exc_info=True)
             raise FilterError(f"filter {item.spec.name}() cannot apply these arguments") from exc
-
-
-def has_phase(filters: Iterable[BoundFilter], phase: Phase) -> bool:
-    """Whether any filter runs in ``phase``."""
-    return any(item.spec.phase == phase for item in filters)
