@@ -29,7 +29,7 @@ from thumbor_py.imaging.master import Master
 from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.transform import Renderer, Sources
 from thumbor_py.plugins import Loader, Source, StoredResult
-from thumbor_py.results import GuardedResultStorage, etag_for, etag_matches, result_key
+from thumbor_py.results import GuardedResultStorage, etag_matches, result_key
 from thumbor_py.url import ImageRequest
 
 log = logging.getLogger("thumbor_py.pipeline")
@@ -131,7 +131,7 @@ class Pipeline:
             if stored is not None:
                 return stored
         rendered = await self._flights.run(key, lambda: self._render(request, format_class))
-        etag = etag_for(rendered.data)
+        etag = rendered.etag
         if storage is not None and rendered.cacheable:
             self._store_later(storage, key, signed_path, request, rendered, etag)
         return Outcome(

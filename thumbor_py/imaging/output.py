@@ -10,6 +10,7 @@ from PIL import Image
 from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging import formats
 from thumbor_py.imaging.filters import RenderState
+from thumbor_py.results import etag_for
 
 _QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
 
@@ -26,6 +27,11 @@ class Rendered:
     # Whether result storage may keep this body (the pipeline checks it before storing).
     cacheable: bool = True
     frames: int = 1
+    # Derived from ``data`` here, in the render thread, so the event loop never hashes bodies.
+    etag: str = dataclasses.field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "etag", etag_for(self.data))
 
 
 @dataclass(frozen=True, slots=True)
