@@ -16,17 +16,9 @@ from collections.abc import Sequence
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.connector import AddrInfoType, SocketFactoryType
 
-from thumbor_py.ssrf import IPNetwork, blocked_reason, parse_address
+from thumbor_py.ssrf import AddressBlockedError, IPNetwork, blocked_reason, parse_address
 
 log = logging.getLogger("thumbor_py.loaders.http")
-
-
-class AddressBlockedError(OSError):
-    """A source host resolves only to addresses the SSRF guard refuses."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"source address refused: {reason}")
-        self.reason = reason
 
 
 def check_address(host: str, allowed: Sequence[IPNetwork]) -> None:
@@ -57,8 +49,8 @@ class GuardedResolver(AbstractResolver):
             try:
                 check_address(result["host"], self._allowed)
             except AddressBlockedError as exc:
-                reasons.append(exc.reason)
-                log.info("SSRF guard: %s -> %s refused (%s)", host, result["host"], exc.reason)
+                reasons.append(exc.why)
+                log.info("SSRF guard: %s -> %s refused (%s)", host, result["host"], exc.why)
                 continue
             kept.append(result)
         if not kept:

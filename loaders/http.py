@@ -19,12 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from loaders._http_guard import (
-    AddressBlockedError,
-    GuardedResolver,
-    check_address,
-    guarded_socket_factory,
-)
+from loaders._http_guard import GuardedResolver, check_address, guarded_socket_factory
 from loaders._http_source import SourceAllowlist, redirect_target, source_url
 from thumbor_py.errors import (
     SourceForbiddenError,
@@ -34,7 +29,7 @@ from thumbor_py.errors import (
     UpstreamTimeoutError,
 )
 from thumbor_py.plugins import PluginContext, Source
-from thumbor_py.ssrf import parse_address, parse_networks
+from thumbor_py.ssrf import AddressBlockedError, parse_address, parse_networks
 
 _CHUNK = 64 * 1024
 _MISSING_STATUSES = frozenset({401, 403, 404, 410})

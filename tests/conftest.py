@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
+from thumbor_py.assembly import apply_process_settings
+
+# What the server does at start-up, before any event loop runs.
+apply_process_settings()
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 

@@ -11,9 +11,10 @@ from PIL import Image
 
 from tests.conftest import SAMPLES
 from thumbor_py import url
+from thumbor_py.assembly import build_renderer
 from thumbor_py.config import Config
 from thumbor_py.imaging import formats, transform
-from thumbor_py.imaging.filters import build_registry
+from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.transform import Renderer
 
 MIN_PSNR = 38.0
@@ -60,7 +61,7 @@ def large() -> bytes:
 @pytest.fixture
 def renderer() -> Renderer:
     config = Config.from_mapping({"security": {"allow_unsafe": True}, "imaging": {"detectors": []}})
-    return Renderer(config.imaging, build_registry())
+    return build_renderer(config.imaging)
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def full_decode(
 ) -> bytes:
     with monkeypatch.context() as patch:
         patch.setattr(transform, "draft_size", lambda *_: None)
-        return renderer.render(data, url.parse(path)).data
+        return renderer.render(PixelSource("test", data), url.parse(path)).data
 
 
 # PNG output: PSNR then measures the decode and resize, not two lossy encoders' noise.
@@ -106,7 +107,7 @@ def test_smaller_outputs_are_drafted_and_match_a_full_decode(
     drafts: list[tuple[int, int] | None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    drafted = renderer.render(large, url.parse(path))
+    drafted = renderer.render(PixelSource("test", large), url.parse(path))
     assert drafts, "nothing was decoded"
     assert drafts[0] is not None, "the decoder was not asked for fewer pixels"
     reference = full_decode(renderer, large, path, monkeypatch)
@@ -119,9 +120,9 @@ def test_max_size_normalisation_is_drafted(
     config = Config.from_mapping(
         {"security": {"allow_unsafe": True}, "imaging": {"max_width": 500, "detectors": []}}
     )
-    renderer = Renderer(config.imaging, build_registry())
+    renderer = build_renderer(config.imaging)
     path = "/unsafe/filters:format(png)/x.jpg"
-    drafted = renderer.render(large, url.parse(path))
+    drafted = renderer.render(PixelSource("test", large), url.parse(path))
     assert drafts[0] is not None
     assert psnr(drafted.data, full_decode(renderer, large, path, monkeypatch)) >= MIN_PSNR
 
@@ -137,12 +138,12 @@ def test_max_size_normalisation_is_drafted(
 def test_outputs_needing_every_pixel_are_not_drafted(
     renderer: Renderer, large: bytes, path: str, drafts: list[tuple[int, int] | None]
 ) -> None:
-    renderer.render(large, url.parse(path))
+    renderer.render(PixelSource("test", large), url.parse(path))
     assert drafts == [None]
 
 
 def test_meta_decodes_no_pixels(renderer: Renderer, large: bytes, drafts: list[object]) -> None:
-    rendered = renderer.render(large, url.parse("/unsafe/meta/300x200/x.jpg"))
+    rendered = renderer.render(PixelSource("test", large), url.parse("/unsafe/meta/300x200/x.jpg"))
     assert rendered.content_type == "application/json"
     assert drafts == []
 
@@ -152,7 +153,7 @@ def test_rotated_sources_are_drafted_in_stored_orientation(
 ) -> None:
     data = phone_jpeg((1600, 1200), orientation=6)
     path = "/unsafe/150x200/filters:format(png)/x.jpg"
-    drafted = renderer.render(data, url.parse(path))
+    drafted = renderer.render(PixelSource("test", data), url.parse(path))
     assert (drafted.width, drafted.height) == (150, 200)
     assert drafts[0] is not None
     assert psnr(drafted.data, full_decode(renderer, data, path, monkeypatch)) >= 38

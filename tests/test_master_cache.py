@@ -15,10 +15,10 @@ from tests.fakes import CountingLoader
 from tests.test_decode_quality import MIN_PSNR, phone_jpeg, psnr
 from thumbor_py import url
 from thumbor_py.app import create_app
+from thumbor_py.assembly import build_master_cache, build_renderer
 from thumbor_py.config import Config
 from thumbor_py.imaging import formats
-from thumbor_py.imaging.filters import build_registry
-from thumbor_py.imaging.master import Master, MasterCache, MasterTooSmallError
+from thumbor_py.imaging.master import Master, MasterCache, PixelSource
 from thumbor_py.imaging.transform import Renderer
 
 
@@ -26,7 +26,7 @@ def renderer(**imaging: Any) -> Renderer:
     config = Config.from_mapping(
         {"security": {"allow_unsafe": True}, "imaging": {"detectors": [], **imaging}}
     )
-    return Renderer(config.imaging, build_registry())
+    return build_renderer(config.imaging)
 
 
 @pytest.fixture(scope="module")
@@ -39,34 +39,55 @@ def master_of(data: bytes, size: tuple[int, int] = (40, 30), nbytes: int = 100) 
     return Master(Image.new("RGB", size), opened, 1, nbytes, time.monotonic())
 
 
+def cached_source(identity: str, data: bytes, **master: Any) -> PixelSource:
+    """A source as the cache keeps it: a few bytes of data and a master of ``data``."""
+    return PixelSource(identity, b"0123456789", master_of(data, **master))
+
+
 # --- the cache itself -------------------------------------------------------------------
 
 
 def test_is_off_when_its_budget_is_zero() -> None:
-    assert renderer(master_cache_bytes=0).masters is None
+    config = app_config(master_cache_bytes=0)
+    assert build_master_cache(config.imaging) is None
+    assert build_master_cache(app_config().imaging) is not None
 
 
 def test_evicts_least_recently_used_past_its_byte_budget(large: bytes) -> None:
-    cache = MasterCache(max_bytes=250, master_size=100, ttl=60)
+    cache = MasterCache(max_bytes=250, ttl=60)
     for key in ("a", "b"):
-        cache.put(key, master_of(large))
+        cache.put(cached_source(key, large))
     assert cache.get("a") is not None  # "b" is now the least recently used
-    cache.put("c", master_of(large))
+    cache.put(cached_source("c", large))
     assert cache.get("b") is None
     assert cache.get("a") is not None
-    assert cache.nbytes == 200
+    assert cache.nbytes == 220  # master pixels and source bytes count
     assert len(cache) == 2
+    assert cache.evictions == 1
+
+
+def test_counts_the_source_bytes_in_its_budget(large: bytes) -> None:
+    cache = MasterCache(max_bytes=105, ttl=60)
+    assert not cache.put(cached_source("a", large))  # 100 pixel bytes + 10 source bytes
+    assert cache.put(PixelSource("b", b"01234", master_of(large)))
+    assert cache.nbytes == 105
 
 
 def test_refuses_a_master_over_the_whole_budget(large: bytes) -> None:
-    cache = MasterCache(max_bytes=50, master_size=100, ttl=60)
-    assert not cache.put("a", master_of(large, nbytes=51))
+    cache = MasterCache(max_bytes=50, ttl=60)
+    assert not cache.put(cached_source("a", large, nbytes=51))
+    assert cache.get("a") is None
+
+
+def test_keeps_only_sources_with_a_master(large: bytes) -> None:
+    cache = MasterCache(max_bytes=10**9, ttl=60)
+    assert not cache.put(PixelSource("a", large))
     assert cache.get("a") is None
 
 
 def test_forgets_masters_older_than_the_ttl(large: bytes) -> None:
-    cache = MasterCache(max_bytes=1000, master_size=100, ttl=-1)
-    cache.put("a", master_of(large))
+    cache = MasterCache(max_bytes=1000, ttl=-1)
+    cache.put(cached_source("a", large))
     assert cache.get("a") is None
     assert cache.nbytes == 0
 
@@ -79,10 +100,10 @@ def test_renders_get_a_view_that_cannot_change_the_master(large: bytes) -> None:
     assert master.image.getpixel((0, 0)) == (0, 0, 0)
 
 
-def test_a_master_smaller_than_needed_is_refused(large: bytes) -> None:
+def test_a_master_smaller_than_needed_does_not_cover(large: bytes) -> None:
     master = master_of(large, size=(600, 450))
-    with pytest.raises(MasterTooSmallError):
-        master.pixels(master.opened, (1200, 900))
+    assert not master.covers((1200, 900))
+    assert master.covers((600, 450))
 
 
 # --- rendering from a master --------------------------------------------------------------
@@ -107,14 +128,12 @@ def test_a_master_smaller_than_needed_is_refused(large: bytes) -> None:
 def test_sizes_from_a_master_match_direct_renders(large: bytes, path: str) -> None:
     cached = renderer(master_size=1000)
     request = url.parse(f"/unsafe/{path}/x.jpg")
-    direct = renderer(master_cache_bytes=0).render(large, request)
-    cached.render(large, url.parse("/unsafe/200x0/x.jpg"), master_key="x.jpg")
-    assert cached.masters is not None
-    master = cached.masters.get("x.jpg")
+    direct = renderer(master_cache_bytes=0).render(PixelSource("x.jpg", large), request)
+    source = cached.with_master(PixelSource("x.jpg", large))
+    master = source.master
     assert master is not None
     assert master.image.size == (1200, 900)  # the DCT scale keeping 1000 px on the long side
-    rendered = cached.render_master(master, request)
-    assert rendered is not None
+    rendered = cached.render(source, request)
     assert (rendered.content_type, rendered.width, rendered.height) == (
         direct.content_type,
         direct.width,
@@ -133,35 +152,33 @@ def test_rotated_png_and_palette_sources_render_from_masters() -> None:
     Image.new("P", (500, 300), 3).save(buffer, "PNG")
     for data, path in ((rotated, "90x0/filters:format(png)"), (buffer.getvalue(), "50x0")):
         request = url.parse(f"/unsafe/{path}/y.img")
-        direct = renderer(master_cache_bytes=0).render(data, request)
-        cached.render(data, url.parse("/unsafe/40x0/y.img"), master_key=path)
-        assert cached.masters is not None
-        master = cached.masters.get(path)
-        assert master is not None
-        rendered = cached.render_master(master, request)
-        assert rendered is not None
+        direct = renderer(master_cache_bytes=0).render(PixelSource(path, data), request)
+        source = cached.with_master(PixelSource(path, data))
+        assert source.master is not None
+        rendered = cached.render(source, request)
         assert (rendered.width, rendered.height) == (direct.width, direct.height)
         assert psnr(rendered.data, direct.data) >= MIN_PSNR
 
 
 def test_larger_sizes_than_the_master_render_from_the_source(large: bytes) -> None:
     cached = renderer(master_size=500)
-    cached.render(large, url.parse("/unsafe/100x0/x.jpg"), master_key="x.jpg")
-    assert cached.masters is not None
-    master = cached.masters.get("x.jpg")
-    assert master is not None
-    assert master.image.size == (600, 450)
-    assert cached.render_master(master, url.parse("/unsafe/1000x0/x.jpg")) is None
+    source = cached.with_master(PixelSource("x.jpg", large))
+    assert source.master is not None
+    assert source.master.image.size == (600, 450)
+    request = url.parse("/unsafe/1000x0/x.jpg")
+    rendered = cached.render(source, request)  # the same render falls back to the bytes
+    direct = renderer(master_cache_bytes=0).render(PixelSource("x.jpg", large), request)
+    assert (rendered.width, rendered.height) == (1000, 750)
+    assert rendered.data == direct.data
 
 
 def test_animations_are_not_kept(large: bytes) -> None:
     frames = [Image.new("RGB", (60, 40), color) for color in ("red", "blue")]
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
-    cached = renderer()
-    cached.render(buffer.getvalue(), url.parse("/unsafe/30x20/a.gif"), master_key="a.gif")
-    assert cached.masters is not None
-    assert cached.masters.get("a.gif") is None
+    source = renderer().with_master(PixelSource("a.gif", buffer.getvalue()))
+    assert source.master is None
+    assert not MasterCache(max_bytes=10**9, ttl=60).put(source)
 
 
 # --- through the pipeline ------------------------------------------------------------------

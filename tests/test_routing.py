@@ -7,10 +7,11 @@ from typing import ClassVar
 
 import pytest
 
+from thumbor_py.assembly import build_loader
 from thumbor_py.config import Config
 from thumbor_py.errors import ConfigError
 from thumbor_py.plugins import PluginContext, Source
-from thumbor_py.routing import RoutingLoader, build_loader
+from thumbor_py.routing import RoutingLoader
 
 CONTEXT = PluginContext(max_source_bytes=1000)
 

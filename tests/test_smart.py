@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from thumbor_py.app import PIPELINE_KEY, create_app
-from thumbor_py.config import Config, ImagingConfig
+from thumbor_py.assembly import build_renderer
+from thumbor_py.config import Config, ImagingConfig, PluginConfig
 from thumbor_py.detectors.face import FaceDetector
-from thumbor_py.imaging.filters import build_registry
 from thumbor_py.imaging.geometry import Box, FocalPoint
+from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.transform import Renderer
 from thumbor_py.plugins import PluginContext
 from thumbor_py.signing import signed_path
@@ -53,7 +54,7 @@ class BrokenDetector:
 
 @pytest.fixture(scope="module")
 def renderer() -> Renderer:
-    return Renderer(ImagingConfig(), build_registry())
+    return build_renderer(ImagingConfig())
 
 
 @pytest.fixture
@@ -86,7 +87,9 @@ def on_canvas(name: str, size: tuple[int, int], at: tuple[int, int]) -> tuple[by
 
 
 def meta(renderer: Renderer, data: bytes, options: str) -> dict[str, Any]:
-    rendered = renderer.render(data, parse(f"/unsafe/meta/{options}/image.jpg"))
+    rendered = renderer.render(
+        PixelSource("test", data), parse(f"/unsafe/meta/{options}/image.jpg")
+    )
     body: dict[str, Any] = json.loads(rendered.data)["thumbor"]
     return body
 
@@ -148,10 +151,12 @@ def test_the_smart_crop_keeps_the_whole_face(
 
 def test_the_rendered_pixels_follow_the_crop(renderer: Renderer) -> None:
     data, _ = on_canvas("astronaut.jpg", (1600, 512), (1088, 0))
-    rendered = renderer.render(data, parse("/unsafe/300x300/smart/image.jpg"))
+    rendered = renderer.render(PixelSource("test", data), parse("/unsafe/300x300/smart/image.jpg"))
     image = Image.open(io.BytesIO(rendered.data))
     assert image.size == (300, 300)
-    plain = Image.open(io.BytesIO(renderer.render(data, parse("/unsafe/300x300/x.jpg")).data))
+    plain = Image.open(
+        io.BytesIO(renderer.render(PixelSource("test", data), parse("/unsafe/300x300/x.jpg")).data)
+    )
     # The plain crop is mostly the empty canvas; the smart one is the photograph.
     assert np.asarray(plain.convert("L")).std() < np.asarray(image.convert("L")).std() / 2
 
@@ -160,10 +165,14 @@ def test_fit_in_ignores_focal_points_and_skips_detection(
     renderer: Renderer, face_calls: list[tuple[int, int]]
 ) -> None:
     data, _ = on_canvas("astronaut.jpg", (1600, 512), (0, 0))
-    fitted = renderer.render(data, parse("/unsafe/fit-in/300x300/smart/image.jpg"))
-    plain = renderer.render(data, parse("/unsafe/fit-in/300x300/image.jpg"))
+    fitted = renderer.render(
+        PixelSource("test", data), parse("/unsafe/fit-in/300x300/smart/image.jpg")
+    )
+    plain = renderer.render(PixelSource("test", data), parse("/unsafe/fit-in/300x300/image.jpg"))
     assert fitted.data == plain.data
-    same_ratio = renderer.render(data, parse("/unsafe/800x256/smart/image.jpg"))
+    same_ratio = renderer.render(
+        PixelSource("test", data), parse("/unsafe/800x256/smart/image.jpg")
+    )
     assert Image.open(io.BytesIO(same_ratio.data)).size == (800, 256)
     assert face_calls == []  # nothing would move: no detection
 
@@ -229,7 +238,9 @@ def test_no_detection_falls_back_to_alignment(renderer: Renderer) -> None:
 def test_debug_draws_the_detected_faces(renderer: Renderer) -> None:
     data = (SAMPLES / "astronaut.jpg").read_bytes()
     path = "/unsafe/debug/300x300/smart/filters:format(png)/astronaut.jpg"
-    image = Image.open(io.BytesIO(renderer.render(data, parse(path)).data)).convert("RGB")
+    image = Image.open(
+        io.BytesIO(renderer.render(PixelSource("test", data), parse(path)).data)
+    ).convert("RGB")
     pixels = np.asarray(image).astype(int)
     yellow = (pixels[:, :, 0] > 240) & (pixels[:, :, 1] > 240) & (pixels[:, :, 2] < 40)
     rows, cols = np.nonzero(yellow)
@@ -247,10 +258,10 @@ def test_debug_draws_the_detected_faces(renderer: Renderer) -> None:
 
 
 def test_four_sizes_of_one_photo_detect_once(face_calls: list[tuple[int, int]]) -> None:
-    renderer = Renderer(ImagingConfig(), build_registry())
+    renderer = build_renderer(ImagingConfig())
     data, face = on_canvas("grace_hopper.jpg", (1700, 600), (1188, 0))
     for options in ("300x300/smart", "150x150/smart", "200x100/smart", "meta/60x60/smart"):
-        rendered = renderer.render(data, parse(f"/unsafe/{options}/image.jpg"))
+        rendered = renderer.render(PixelSource("test", data), parse(f"/unsafe/{options}/image.jpg"))
         assert rendered.cacheable
     assert len(face_calls) == 1
     width, height = face_calls[0]
@@ -259,7 +270,7 @@ def test_four_sizes_of_one_photo_detect_once(face_calls: list[tuple[int, int]]) 
     assert contains(crop_of(body, (1700, 600)), face)
     assert len(face_calls) == 1
     other, _ = on_canvas("grace_hopper.jpg", (1700, 600), (0, 0))
-    renderer.render(other, parse("/unsafe/300x300/smart/other.jpg"))
+    renderer.render(PixelSource("test", other), parse("/unsafe/300x300/smart/other.jpg"))
     assert len(face_calls) == 2
 
 
@@ -270,15 +281,15 @@ def test_four_sizes_of_one_photo_detect_once(face_calls: list[tuple[int, int]]) 
 
 def test_a_failing_detector_gives_the_default_crop_uncacheable() -> None:
     BrokenDetector.calls = 0
-    config = ImagingConfig(detectors=("tests.test_smart:BrokenDetector",))
-    renderer = Renderer(config, build_registry())
+    config = ImagingConfig(detectors=(PluginConfig(use="tests.test_smart:BrokenDetector"),))
+    renderer = build_renderer(config)
     data, _ = on_canvas("astronaut.jpg", (1600, 512), (0, 0))
-    broken = renderer.render(data, parse("/unsafe/300x300/smart/image.jpg"))
+    broken = renderer.render(PixelSource("test", data), parse("/unsafe/300x300/smart/image.jpg"))
     assert (broken.cacheable, broken.max_age) == (False, 60)
-    plain = renderer.render(data, parse("/unsafe/300x300/image.jpg"))
+    plain = renderer.render(PixelSource("test", data), parse("/unsafe/300x300/image.jpg"))
     assert plain.cacheable
     assert broken.data == plain.data
-    body = renderer.render(data, parse("/unsafe/meta/300x300/smart/image.jpg"))
+    body = renderer.render(PixelSource("test", data), parse("/unsafe/meta/300x300/smart/image.jpg"))
     assert not body.cacheable
     assert BrokenDetector.calls == 2  # failures are not cached
 

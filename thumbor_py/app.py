@@ -7,23 +7,28 @@ import hmac
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
 
 from thumbor_py import metrics, signing, url
+from thumbor_py.assembly import Parts, build_parts
 from thumbor_py.config import Config
-from thumbor_py.errors import ConfigError, HttpError, OverloadedError
-from thumbor_py.imaging.filters import build_registry
-from thumbor_py.imaging.transform import Renderer
+from thumbor_py.errors import (
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    HttpError,
+    NotReadyError,
+    OverloadedError,
+    UnauthorizedError,
+)
+from thumbor_py.imaging.filters import FilterSpec
 from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import negotiate
-from thumbor_py.pipeline import Outcome, Pipeline, StoragePolicy
-from thumbor_py.plugins import Lifecycle, PluginContext, ResultStorage, create_plugin
+from thumbor_py.pipeline import Outcome, Pipeline
+from thumbor_py.plugins import Detector, Lifecycle, Loader, ResultStorage
 from thumbor_py.results import GuardedResultStorage
-from thumbor_py.routing import build_loader
 
 log = logging.getLogger("thumbor_py")
 
@@ -38,42 +43,30 @@ DRAIN_TIMEOUT = 10.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Resources:
-    """What the app owns and must start and close: plugins and thread pools."""
-
-    plugins: tuple[object, ...]
-    executors: tuple[ThreadPoolExecutor, ...]
-
-
-def create_app(config: Config) -> web.Application:
-    """Build the application for ``config``; plugins are resolved here, before serving."""
-    config.validate()
+def create_app(
+    config: Config,
+    *,
+    loader: Loader | None = None,
+    result_storage: ResultStorage | None = None,
+    detectors: Sequence[Detector] | None = None,
+    registry: dict[str, FilterSpec] | None = None,
+) -> web.Application:
+    """The application for ``config``. Every part is built here, before serving, by
+    :func:`thumbor_py.assembly.build_parts`; parts given as arguments are used as they are
+    (``result_storage`` still goes behind the configured guard)."""
+    parts = build_parts(
+        config,
+        loader=loader,
+        result_storage=result_storage,
+        detectors=detectors,
+        registry=registry,
+    )
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG_KEY] = config
-    render_pool = ThreadPoolExecutor(
-        max_workers=config.server.render_threads, thread_name_prefix="thumbor-py-render"
-    )
-    io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="thumbor-py-io")
-    context = PluginContext(max_source_bytes=config.imaging.max_source_bytes, executor=io_pool)
-    loader = build_loader(config, context)
-    storage = _build_storage(config, context)
-    if storage is not None:
-        app[STORAGE_KEY] = storage
-    app[PIPELINE_KEY] = Pipeline(
-        loader=loader,
-        renderer=Renderer(config.imaging, build_registry()),
-        executor=render_pool,
-        max_pending=config.server.render_threads + config.server.render_queue,
-        storage=storage,
-        policy=StoragePolicy(
-            store_unsafe=config.result_storage.store_unsafe,
-            expires_after=config.result_storage.expires_after,
-        ),
-        deadline=config.server.request_timeout,
-    )
-    plugins = (loader,) + ((storage.storage,) if storage is not None else ())
-    app.cleanup_ctx.append(_lifecycle(_Resources(plugins, (render_pool, io_pool))))
+    app[PIPELINE_KEY] = parts.pipeline
+    if parts.result_storage is not None:
+        app[STORAGE_KEY] = parts.result_storage
+    app.cleanup_ctx.append(_lifecycle(parts))
     app.router.add_get("/healthcheck", healthcheck, name="healthcheck")
     app.router.add_get("/readyz", readyz, name="readyz")
     if config.metrics.enabled:
@@ -84,27 +77,11 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-def _build_storage(config: Config, context: PluginContext) -> GuardedResultStorage | None:
-    settings = config.result_storage
-    if not settings.use:
-        return None
-    storage = create_plugin(
-        settings,
-        ResultStorage,  # type: ignore[type-abstract]
-        "result_storage",
-        "result_storage",
-        context,
-    )
-    return GuardedResultStorage(
-        storage, timeout=settings.timeout, pause=settings.pause_after_failure
-    )
-
-
-def _lifecycle(resources: _Resources) -> Callable[[web.Application], AsyncIterator[None]]:
+def _lifecycle(parts: Parts) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         started = []
         try:
-            for plugin in resources.plugins:
+            for plugin in parts.plugins:
                 if isinstance(plugin, Lifecycle):
                     await plugin.start()
                     started.append(plugin)
@@ -113,7 +90,7 @@ def _lifecycle(resources: _Resources) -> Callable[[web.Application], AsyncIterat
             await app[PIPELINE_KEY].drain(DRAIN_TIMEOUT)
             for plugin in reversed(started):
                 await plugin.aclose()
-            for pool in resources.executors:
+            for pool in parts.executors:
                 # Joining threads blocks: do it off the loop.
                 await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
@@ -131,22 +108,23 @@ async def readyz(request: web.Request) -> web.Response:
     if storage is not None:
         problem = await storage.check()
         if problem is not None:
-            return web.Response(status=503, text=f"not ready: {problem}", headers=_NO_STORE)
+            raise NotReadyError(f"not ready: {problem}")
     return web.Response(text="READY", headers=_NO_STORE)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """Prometheus text exposition, optionally behind a bearer token."""
     token = request.app[CONFIG_KEY].metrics.token
-    if token and not _bearer_matches(request, token):
-        return web.Response(status=401, text="missing or wrong bearer token", headers=_NO_STORE)
+    if token:
+        _require_bearer(request, token)
     body, content_type = await asyncio.to_thread(metrics.exposition)  # reads /proc and files
     return web.Response(body=body, headers={"Content-Type": content_type, **_NO_STORE})
 
 
-def _bearer_matches(request: web.Request, token: str) -> bool:
+def _require_bearer(request: web.Request, token: str) -> None:
     given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise UnauthorizedError("missing or wrong bearer token")
 
 
 async def image(request: web.Request) -> web.StreamResponse:
@@ -201,25 +179,21 @@ async def purge_source(config: Config, source: str) -> int:
     runner = web.AppRunner(app)
     await runner.setup()  # starts the plugins' clients, as serving would
     try:
-        return await storage.storage.purge(source)
+        return await storage.purge(source)
     finally:
         await runner.cleanup()
 
 
 async def purge(request: web.Request) -> web.Response:
     """``DELETE /admin/results?source=IMAGE`` with ``Authorization: Bearer TOKEN``."""
-    config = request.app[CONFIG_KEY]
-    if not _bearer_matches(request, config.admin.token or ""):
-        return web.Response(status=401, text="missing or wrong bearer token", headers=_NO_STORE)
+    _require_bearer(request, request.app[CONFIG_KEY].admin.token or "")
     source = request.query.get("source")
     if not source:
-        return web.Response(
-            status=400, text="give the source to purge as ?source=", headers=_NO_STORE
-        )
+        raise BadRequestError("give the source to purge as ?source=")
     storage = request.app.get(STORAGE_KEY)
     if storage is None:
-        return web.Response(status=409, text="no result storage is configured", headers=_NO_STORE)
-    count = await storage.storage.purge(source)
+        raise ConflictError("no result storage is configured")
+    count = await storage.purge(source)
     return web.json_response({"source": source, "purged": count}, headers=_NO_STORE)
 
 

@@ -89,7 +89,7 @@ class ImagingConfig:
     strict_filters: bool = False
     max_frames: int = 300
     avif_speed: int = 6
-    detectors: tuple[str, ...] = ("face", "feature")
+    detectors: tuple[PluginConfig, ...] = (PluginConfig(use="face"), PluginConfig(use="feature"))
     detection_pixels: int = 180_000
     detection_cache_size: int = 1024
     detection_error_max_age: int = 60
@@ -175,8 +175,7 @@ class Config:
             )
         _check_positive(self.imaging, ("quality", "max_pixels", "max_source_bytes"), "imaging")
         _check_positive(self.server, ("render_threads", "render_queue"), "server")
-        if not 1 <= self.imaging.quality <= 100:
-            raise ConfigError("imaging.quality: must be between 1 and 100")
+        _check_imaging(self.imaging)
 
 
 # The configuration `thumbor-py serve` uses without --config: no external services.
@@ -202,6 +201,28 @@ def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return Config.from_mapping(data, env=env)
+
+
+# The smallest copy detectors can find anything in.
+MIN_DETECTION_PIXELS = 32 * 32
+
+
+def _check_imaging(imaging: ImagingConfig) -> None:
+    """Range checks of ``imaging`` that a field's type cannot express."""
+    checks = (
+        (1 <= imaging.quality <= 100, "quality: must be between 1 and 100"),
+        (0 <= imaging.avif_speed <= 10, "avif_speed: must be between 0 (slowest) and 10"),
+        (imaging.max_frames >= 0, "max_frames: must be 0 (no cap) or more"),
+        (
+            imaging.detection_pixels >= MIN_DETECTION_PIXELS,
+            f"detection_pixels: must be at least {MIN_DETECTION_PIXELS}",
+        ),
+        (imaging.detection_cache_size >= 0, "detection_cache_size: must be 0 (off) or more"),
+        (imaging.detection_error_max_age >= 0, "detection_error_max_age: must be 0 or more"),
+    )
+    for ok, problem in checks:
+        if not ok:
+            raise ConfigError(f"imaging.{problem}")
 
 
 def _check_positive(section: object, names: tuple[str, ...], prefix: str) -> None:
@@ -234,7 +255,7 @@ def build(cls: type[T], data: object, path: str) -> T:
 def _coerce(tp: Any, value: object, path: str) -> object:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, path)  # type: ignore[arg-type]
+        return _nested(tp, value, path)
     if origin in (types.UnionType, typing.Union):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -256,6 +277,12 @@ def _coerce(tp: Any, value: object, path: str) -> object:
             raise ConfigError(f"{path}: expected a mapping, got {_kind(value)}")
         return types.MappingProxyType(dict(value))
     return _coerce_scalar(tp, value, path)
+
+
+def _nested(tp: Any, value: object, path: str) -> object:
+    if tp is PluginConfig and isinstance(value, str):
+        return PluginConfig(use=value)  # the short form: a plugin with default settings
+    return build(tp, value, path)
 
 
 def _coerce_scalar(tp: Any, value: object, path: str) -> object:

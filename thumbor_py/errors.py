@@ -9,15 +9,19 @@
         │   ├── UrlParseError           the path does not parse
         │   ├── SignatureError          missing, both, or wrong signature; unsafe when disabled
         │   ├── SourceForbiddenError    allowlist, SSRF guard, path escapes the root
+        │   │   └── AddressBlockedError (ssrf.py; also an OSError) a refused IP address
         │   ├── SourceTooLargeError     over ``imaging.max_source_bytes``
         │   ├── ImageDecodeError        not an image, or undecodable
         │   ├── ImageTooLargeError      over ``max_pixels`` / ``max_output_pixels``
         │   ├── FilterArgumentError     a filter argument refused in strict mode
         │   └── FilterError             a filter could not apply its arguments to this image
+        ├── UnauthorizedError           401  missing or wrong bearer token (admin, metrics)
         ├── SourceNotFoundError         404
+        ├── ConflictError               409  the server is not configured for this (purge)
         ├── UpstreamError               502
         ├── UpstreamTimeoutError        504
-        └── OverloadedError             503, with ``Retry-After``
+        ├── OverloadedError             503, with ``Retry-After``
+        └── NotReadyError               503  ``/readyz``: a dependency does not answer
 
 The error middleware in ``app.py`` is the only place that turns these into responses.
 """
@@ -81,6 +85,25 @@ class FilterArgumentError(BadRequestError):
 
 class FilterError(BadRequestError):
     """A filter failed on this image with these arguments (e.g. a value out of any range)."""
+
+
+class UnauthorizedError(HttpError):
+    """The request lacks the bearer token an operations endpoint requires (401)."""
+
+    status = 401
+
+
+class ConflictError(HttpError):
+    """The server is not configured for what the request asks (409), e.g. a purge without a
+    result storage."""
+
+    status = 409
+
+
+class NotReadyError(HttpError):
+    """A dependency the server needs does not answer (503 from ``/readyz``)."""
+
+    status = 503
 
 
 class SourceNotFoundError(HttpError):

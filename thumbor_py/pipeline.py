@@ -2,37 +2,45 @@
 
 Admission: each process admits at most ``max_pending`` renders (loading, queued or
 rendering); one more is refused at once with 503 and ``Retry-After`` rather than queued.
+A slot is freed when its request is answered *and* every render-thread job it started has
+finished, so a request answered 503 at its deadline does not free a thread still busy.
 Every admitted render has a deadline (``server.request_timeout``): past it the request is
 answered 503, and a render still waiting for a thread is dropped before it starts.
-Sources are decoded once for many sizes: a render first looks for a master of its source
-(:mod:`thumbor_py.imaging.master`), and concurrent renders of one source wait for the
-first one's master instead of fetching and decoding the source again.
+
+Requests with one result key share one render, and its leader alone stores the result.
+Sources are decoded once for many sizes: the pipeline looks the source up in the master
+cache (:mod:`thumbor_py.imaging.master`); on a miss one load and one decode serve every
+concurrent render of that source, and the decoded master is kept for the next sizes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from thumbor_py import metrics
 from thumbor_py.errors import HttpError, OverloadedError
-from thumbor_py.imaging.master import Master
+from thumbor_py.etags import etag_matches
+from thumbor_py.imaging.master import MasterCache, PixelSource
 from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.transform import Renderer, Sources
 from thumbor_py.plugins import Loader, Source, StoredResult
-from thumbor_py.results import GuardedResultStorage, etag_matches, result_key
+from thumbor_py.results import GuardedResultStorage, result_key
+from thumbor_py.singleflight import SingleFlight
 from thumbor_py.url import ImageRequest
 
 log = logging.getLogger("thumbor_py.pipeline")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,30 +64,25 @@ class StoragePolicy:
     expires_after: int = 0
 
 
-class SingleFlight:
-    """Concurrent calls with the same key share one execution and its result (or error)."""
+class _Slot:
+    """One admitted render: freed once its request is done and its thread jobs are."""
 
-    def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[Rendered]] = {}
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release = release
+        self._holders = 1  # the request itself
 
-    async def run(self, key: str, make: Callable[[], Awaitable[Rendered]]) -> Rendered:
-        """Await the running call for ``key``, or start one."""
-        running = self._running.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
-        self._running[key] = future
-        try:
-            result = await make()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # followers re-raise it; mark it retrieved for the leader
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            del self._running[key]
+    def hold(self) -> bool:
+        """Count one more holder (a thread job); False once the slot was freed."""
+        if not self._holders:
+            return False
+        self._holders += 1
+        return True
+
+    def done(self) -> None:
+        """One holder finished; the last one frees the slot."""
+        self._holders -= 1
+        if not self._holders:
+            self._release()
 
 
 class Pipeline:
@@ -95,6 +98,7 @@ class Pipeline:
         storage: GuardedResultStorage | None = None,
         policy: StoragePolicy | None = None,
         deadline: float | None = None,
+        masters: MasterCache | None = None,
     ) -> None:
         self._loader = loader
         self._deadline = deadline
@@ -103,11 +107,11 @@ class Pipeline:
         self._max_pending = max_pending
         self._storage = storage
         self._policy = policy or StoragePolicy()
+        self._masters = masters
         self._pending = 0
-        self._flights = SingleFlight()
+        self._renders: SingleFlight[str, Rendered] = SingleFlight()
+        self._sources: SingleFlight[str, PixelSource] = SingleFlight()
         self._writes: set[asyncio.Task[bool]] = set()
-        # Sources being decoded now, by master key: later renders wait for their master.
-        self._decoding: dict[str, asyncio.Future[None]] = {}
 
     @property
     def pending(self) -> int:
@@ -130,16 +134,20 @@ class Pipeline:
             stored = await self._from_storage(storage, key, if_none_match)
             if stored is not None:
                 return stored
-        rendered = await self._flights.run(key, lambda: self._render(request, format_class))
-        etag = rendered.etag
-        if storage is not None and rendered.cacheable:
-            self._store_later(storage, key, signed_path, request, rendered, etag)
+
+        async def leader() -> Rendered:
+            rendered = await self._render(request, format_class)
+            if storage is not None and rendered.cacheable:
+                self._store_later(storage, key, signed_path, request, rendered)
+            return rendered
+
+        rendered = await self._renders.run(key, leader)
         return Outcome(
             content_type=rendered.content_type,
-            etag=etag,
+            etag=rendered.etag,
             max_age=rendered.max_age,
             data=rendered.data,
-            not_modified=etag_matches(if_none_match, etag),
+            not_modified=etag_matches(if_none_match, rendered.etag),
         )
 
     def _storable(self, request: ImageRequest) -> bool:
@@ -176,101 +184,85 @@ class Pipeline:
         if self._pending >= self._max_pending:
             raise OverloadedError("render queue is full, retry later")
         self._pending += 1
+        slot = _Slot(self._free_slot)
         deadline = None if self._deadline is None else time.monotonic() + self._deadline
         scope = asyncio.timeout(self._deadline)
         try:
             async with scope:
-                return await self._load_and_render(request, format_class, deadline)
+                return await self._load_and_render(request, format_class, slot, deadline)
         except TimeoutError:
             if not scope.expired():
                 raise
             raise OverloadedError(f"no answer within {self._deadline:g} s, retry later") from None
         finally:
-            self._pending -= 1
+            slot.done()
+
+    def _free_slot(self) -> None:
+        self._pending -= 1
 
     async def _load_and_render(
-        self, request: ImageRequest, format_class: str, deadline: float | None
-    ) -> Rendered:
-        wanted = self._renderer.sources(request)
-        async with self._master_of(wanted.image) as master:
-            if master is not None:
-                rendered = await self._from_master(master, wanted, request, format_class, deadline)
-                if rendered is not None:
-                    return rendered
-            return await self._from_source(wanted, request, format_class, deadline)
-
-    async def _from_master(
-        self,
-        master: Master,
-        wanted: Sources,
-        request: ImageRequest,
-        format_class: str,
-        deadline: float | None,
-    ) -> Rendered | None:
-        """A render from the cached master: no fetch, no decode; None when it cannot serve."""
-        extra = await asyncio.gather(*(self._load(url) for url in wanted.resources))
-        job = functools.partial(
-            self._renderer.render_master,
-            master,
-            request,
-            format_class,
-            resources=_resources(wanted.resources, extra),
-        )
-        return await self._execute(job, deadline)
-
-    async def _from_source(
-        self, wanted: Sources, request: ImageRequest, format_class: str, deadline: float | None
+        self, request: ImageRequest, format_class: str, slot: _Slot, deadline: float | None
     ) -> Rendered:
         # The image and what its filters name (watermark, frame) load together, through
         # the same loader and so the same source rules.
-        main, *extra = await asyncio.gather(
-            self._load(wanted.image), *(self._load(url) for url in wanted.resources)
+        wanted = self._renderer.sources(request)
+        source, extra = await asyncio.gather(
+            self._pixel_source(wanted.image, slot, deadline),
+            asyncio.gather(*(self._load(url) for url in wanted.resources)),
         )
-        job: Callable[[], Rendered | None] = functools.partial(
+        job = functools.partial(
             self._renderer.render,
-            main.data,
+            source,
             request,
             format_class,
-            resources=_resources(wanted.resources, extra),
-            master_key=wanted.image if self._renderer.masters is not None else None,
+            resources=_resources(wanted, extra),
+            deadline=deadline,
         )
-        rendered = await self._execute(job, deadline)
-        assert rendered is not None  # only render_master answers None
-        return rendered
+        return await self._execute(job, slot, deadline)
 
-    @asynccontextmanager
-    async def _master_of(self, key: str) -> AsyncIterator[Master | None]:
-        """The cached master of ``key``. While none is cached, the first caller decodes the
-        source (keeping a master when it can) and concurrent callers wait for it first."""
-        masters = self._renderer.masters
-        if masters is None:
-            yield None
-            return
-        decoding = self._decoding.get(key)
-        if decoding is not None:
-            await asyncio.shield(decoding)
-            yield masters.get(key)
-            return
-        master = masters.get(key)
-        if master is not None:
-            yield master
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._decoding[key] = done
-        try:
-            yield None
-        finally:
-            del self._decoding[key]
-            done.set_result(None)
+    async def _pixel_source(
+        self, identity: str, slot: _Slot, deadline: float | None
+    ) -> PixelSource:
+        """The source ``identity`` to render from: its cached master, or (on a miss) its
+        bytes, loaded and decoded once for every render that wants it now."""
+        if self._masters is None:
+            return PixelSource(identity, (await self._load(identity)).data)
+        cached = self._masters.get(identity)
+        shared = cached is not None or self._sources.running(identity)
+        metrics.MASTER_CACHE.labels(outcome="hit" if shared else "miss").inc()
+        if cached is not None:
+            return cached
+        return await self._sources.run(
+            identity, lambda: self._decode_source(identity, slot, deadline)
+        )
+
+    async def _decode_source(
+        self, identity: str, slot: _Slot, deadline: float | None
+    ) -> PixelSource:
+        assert self._masters is not None
+        loaded = PixelSource(identity, (await self._load(identity)).data)
+        job = functools.partial(self._renderer.with_master, loaded)
+        source = await self._execute(job, slot, deadline, stage="decode")
+        evicted = self._masters.evictions
+        if self._masters.put(source):
+            metrics.MASTER_CACHE.labels(outcome="store").inc()
+            if self._masters.evictions > evicted:
+                metrics.MASTER_CACHE.labels(outcome="evict").inc(self._masters.evictions - evicted)
+            metrics.MASTER_CACHE_BYTES.set(self._masters.nbytes)
+        return source
 
     async def _execute(
-        self, job: Callable[[], Rendered | None], deadline: float | None
-    ) -> Rendered | None:
+        self, job: Callable[[], T], slot: _Slot, deadline: float | None, *, stage: str = "render"
+    ) -> T:
         """Run ``job`` on a render thread; if this request is cancelled (its deadline passed)
-        while the job still waits for a thread, the job is dropped and never starts."""
+        while the job still waits for a thread, the job is dropped and never starts. The
+        job holds ``slot`` until it has finished (or was dropped)."""
         metrics.QUEUE_DEPTH.inc()
-        run = functools.partial(self._render_in_thread, time.perf_counter(), deadline, job)
+        run = functools.partial(_in_thread, time.perf_counter(), deadline, job, stage)
         future = self._executor.submit(contextvars.copy_context().run, run)
+        if slot.hold():
+            loop = asyncio.get_running_loop()
+            future.add_done_callback(functools.partial(_on_loop, loop, slot.done))
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -286,22 +278,6 @@ class Pipeline:
             metrics.LOADER_ERRORS.labels(kind=type(exc).__name__).inc()
             raise
 
-    @staticmethod
-    def _render_in_thread(
-        queued_at: float, deadline: float | None, job: Callable[[], Rendered | None]
-    ) -> Rendered | None:
-        metrics.QUEUE_DEPTH.dec()
-        metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(time.perf_counter() - queued_at)
-        if deadline is not None and time.monotonic() > deadline:
-            # Nobody waits for this answer any more; do not spend a CPU on it.
-            raise OverloadedError("the request's deadline passed while it was queued")
-        metrics.IN_FLIGHT.inc()
-        try:
-            with metrics.timed("render"):
-                return job()
-        finally:
-            metrics.IN_FLIGHT.dec()
-
     def _store_later(
         self,
         storage: GuardedResultStorage,
@@ -309,7 +285,6 @@ class Pipeline:
         signed_path: str,
         request: ImageRequest,
         rendered: Rendered,
-        etag: str,
     ) -> None:
         now = datetime.now(UTC)
         expires = self._policy.expires_after
@@ -317,7 +292,7 @@ class Pipeline:
             path=signed_path,
             source=request.source,
             content_type=rendered.content_type,
-            etag=etag,
+            etag=rendered.etag,
             size=len(rendered.data),
             width=rendered.width,
             height=rendered.height,
@@ -339,5 +314,25 @@ class Pipeline:
         return len(pending)
 
 
-def _resources(urls: tuple[str, ...], sources: list[Source]) -> dict[str, bytes]:
-    return {url: source.data for url, source in zip(urls, sources, strict=True)}
+def _resources(wanted: Sources, sources: list[Source]) -> dict[str, bytes]:
+    return {url: source.data for url, source in zip(wanted.resources, sources, strict=True)}
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None], _: Future[T]) -> None:
+    """A thread job's done callback: run ``callback`` on the event loop."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
+        loop.call_soon_threadsafe(callback)
+
+
+def _in_thread(queued_at: float, deadline: float | None, job: Callable[[], T], stage: str) -> T:
+    metrics.QUEUE_DEPTH.dec()
+    metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(time.perf_counter() - queued_at)
+    if deadline is not None and time.monotonic() > deadline:
+        # Nobody waits for this answer any more; do not spend a CPU on it.
+        raise OverloadedError("the request's deadline passed while it was queued")
+    metrics.IN_FLIGHT.inc()
+    try:
+        with metrics.timed(stage):
+            return job()
+    finally:
+        metrics.IN_FLIGHT.dec()

@@ -17,15 +17,11 @@ from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from thumbor_py.config import PluginConfig, build
 from thumbor_py.errors import ConfigError
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from thumbor_py.imaging.geometry import FocalPoint
+from thumbor_py.imaging.detection import Detector as Detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,24 +142,6 @@ class MetadataStore(Protocol):
 
     async def keys_for_source(self, source: str) -> list[tuple[str, str | None]]:
         """``(key, object_key)`` of every variant of ``source``."""
-        ...
-
-
-@runtime_checkable
-class Detector(Protocol):
-    """Finds the points of interest a ``smart`` crop centres on.
-
-    ``detect`` gets an upright RGB copy of the source, downscaled to at most
-    ``imaging.detection_pixels`` pixels (the detector may change it), and returns focal points
-    in that copy's pixels; the server maps x, y, width and height back onto the source and
-    scales the weight of a region (width or height over 1) with its area. An empty list means
-    "nothing found": the next detector in ``imaging.detectors`` runs. It is synchronous and runs
-    in the render thread (concurrently, so keep per-call state local). It may raise: the
-    response then falls back to halign/valign and is neither stored nor cached for long.
-    """
-
-    def detect(self, image: Image.Image) -> list[FocalPoint]:
-        """The focal points found in ``image`` (empty when none)."""
         ...
 
 

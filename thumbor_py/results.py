@@ -31,20 +31,6 @@ def result_key(signed_path: str, format_class: str, version: str = PIPELINE_VERS
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def etag_for(data: bytes) -> str:
-    """A strong ETag for a response body."""
-    return f'"{hashlib.blake2b(data, digest_size=16).hexdigest()}"'
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    """Whether an ``If-None-Match`` header matches ``etag`` (weak comparison, ``*`` allowed)."""
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    return etag in (item.strip().removeprefix("W/") for item in header.split(","))
-
-
 @dataclass(slots=True)
 class StorageCounters:
     """What happened to this storage's calls (Prometheus gets the same, per process)."""
@@ -121,6 +107,10 @@ class GuardedResultStorage:
             ok, _ = await self._call("put", lambda: self.storage.put(key, result, data))
         self.counters.count("write" if ok else "write_failure")
         return ok
+
+    async def purge(self, source: str) -> int:
+        """Delete every stored variant of ``source``; an operator asked, so errors raise."""
+        return await self.storage.purge(source)
 
     async def check(self) -> str | None:
         """Why the storage is not ready (None when it answers a lookup in time)."""

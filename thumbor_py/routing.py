@@ -1,11 +1,13 @@
-"""Source routing: pick the loader for a source by its prefix (``s3://``, ``http``, ...)."""
+"""Source routing: pick the loader for a source by its prefix (``s3://``, ``http``, ...).
+
+The routes and their loaders are built by :func:`thumbor_py.assembly.build_loader`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from thumbor_py.config import Config, PluginConfig
-from thumbor_py.plugins import Lifecycle, Loader, PluginContext, Source, create_plugin
+from thumbor_py.plugins import Lifecycle, Loader, Source
 
 
 class RoutingLoader:
@@ -55,29 +57,3 @@ class RoutingLoader:
         for loader in reversed(self._loaders()):
             if isinstance(loader, Lifecycle):
                 await loader.aclose()
-
-
-def build_loader(config: Config, context: PluginContext) -> Loader:
-    """The configured loader, wrapped in a router when ``routes`` are configured.
-
-    Routes whose ``loader`` sections are identical share one instance (and so one client):
-    ``http://`` and ``https://`` routes to the same ``http`` settings use one session.
-    """
-    default = create_plugin(config.loader, Loader, "loader", "loader", context)  # type: ignore[type-abstract]
-    if not config.routes:
-        return default
-    built: list[tuple[PluginConfig, Loader]] = [(config.loader, default)]
-    routes: list[tuple[str, Loader]] = []
-    for index, route in enumerate(config.routes):
-        loader = next((made for spec, made in built if spec == route.loader), None)
-        if loader is None:
-            loader = create_plugin(
-                route.loader,
-                Loader,  # type: ignore[type-abstract]
-                "loader",
-                f"routes[{index}].loader",
-                context,
-            )
-            built.append((route.loader, loader))
-        routes.append((route.prefix, loader))
-    return RoutingLoader(routes, default)

@@ -25,9 +25,9 @@ import tempfile
 from types import FrameType
 
 from thumbor_py.config import Config
+from thumbor_py.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("thumbor_py.server")
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -52,7 +52,7 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
 
 
 def _prepare_metrics_folder() -> str | None:
-    """Point prometheus_client at an empty samples folder; must precede its first import.
+    """Point prometheus_client at an empty samples folder (before any metric is used).
 
     Returns the folder when this process created it (and so removes it at exit).
     """

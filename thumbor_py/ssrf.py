@@ -11,8 +11,19 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
+from thumbor_py.errors import SourceForbiddenError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AddressBlockedError(SourceForbiddenError, OSError):
+    """A connection to a refused address (400). It is also an ``OSError`` so that it passes
+    through aiohttp's resolver and connector, which only carry ``OSError``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"source address refused: {reason}")
+        self.why = reason  # the bare reason (``reason`` is the whole one-line answer)
 
 
 def _table(rows: Iterable[tuple[str, str]]) -> tuple[tuple[IPNetwork, str], ...]:

@@ -7,11 +7,11 @@ import io
 import pytest
 from PIL import Image, ImageSequence
 
+from thumbor_py.assembly import build_renderer
 from thumbor_py.config import ImagingConfig
 from thumbor_py.errors import ImageTooLargeError
-from thumbor_py.imaging.filters import build_registry
+from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.output import Rendered
-from thumbor_py.imaging.transform import Renderer
 from thumbor_py.negotiation import negotiate
 from thumbor_py.url import parse
 
@@ -32,8 +32,8 @@ def animation(fmt: str = "GIF", size: tuple[int, int] = (200, 150), frames: int 
 
 
 def render(data: bytes, path: str, format_class: str = "default", **config: object) -> Rendered:
-    renderer = Renderer(ImagingConfig(**config), build_registry())  # type: ignore[arg-type]
-    return renderer.render(data, parse(f"/unsafe/{path}/anim"), format_class)
+    renderer = build_renderer(ImagingConfig(**config))  # type: ignore[arg-type]
+    return renderer.render(PixelSource("test", data), parse(f"/unsafe/{path}/anim"), format_class)
 
 
 def frames_of(rendered: Rendered) -> tuple[Image.Image, list[Image.Image], list[int]]:

@@ -13,20 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from thumbor_py.config import ImagingConfig
+from thumbor_py.assembly import build_detectors, build_renderer
+from thumbor_py.config import Config, ImagingConfig, PluginConfig
 from thumbor_py.detectors.face import FaceDetector, face_point, min_face_side
 from thumbor_py.detectors.feature import FeatureDetector
 from thumbor_py.errors import ConfigError
 from thumbor_py.imaging import geometry
-from thumbor_py.imaging.detection import (
-    SmartDetection,
-    detection_image,
-    load_detectors,
-    map_points,
-)
-from thumbor_py.imaging.filters import build_registry
+from thumbor_py.imaging.detection import SmartDetection, detection_image, map_points
 from thumbor_py.imaging.geometry import Box, FocalPoint, ResizeRequest
-from thumbor_py.imaging.transform import Renderer
 from thumbor_py.plugins import Detector, PluginContext
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -119,11 +113,11 @@ def chain(
     *names: str, detection_pixels: int = 180_000, detection_cache_size: int = 1024
 ) -> SmartDetection:
     config = ImagingConfig(
-        detectors=names,
+        detectors=tuple(PluginConfig(use=name) for name in names),
         detection_pixels=detection_pixels,
         detection_cache_size=detection_cache_size,
     )
-    return SmartDetection(config)
+    return SmartDetection(config, build_detectors(config.detectors, CONTEXT))
 
 
 # ---------------------------------------------------------------------------------------
@@ -413,7 +407,7 @@ def test_errors_propagate_and_are_not_cached() -> None:
 
 
 def test_the_default_chain_is_face_then_feature() -> None:
-    detectors = load_detectors(ImagingConfig().detectors, CONTEXT)
+    detectors = build_detectors(ImagingConfig().detectors, CONTEXT)
     assert [type(d) for d in detectors] == [FaceDetector, FeatureDetector]
     assert all(isinstance(d, Detector) for d in detectors)
     assert not chain().enabled
@@ -432,10 +426,12 @@ def test_the_default_chain_is_face_then_feature() -> None:
 )
 def test_a_bad_detector_is_a_config_error_naming_its_index(name: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"imaging\.detectors\[1\]") as info:
-        load_detectors(["face", name], CONTEXT, key="imaging.detectors")
+        build_detectors(["face", name], CONTEXT, key="imaging.detectors")
     assert message in str(info.value)
     with pytest.raises(ConfigError, match=r"imaging\.detectors\[1\]"):
-        Renderer(ImagingConfig(detectors=("feature", name)), build_registry())
+        build_renderer(
+            ImagingConfig(detectors=(PluginConfig(use="feature"), PluginConfig(use=name)))
+        )
 
 
 @pytest.mark.parametrize(
@@ -444,12 +440,12 @@ def test_a_bad_detector_is_a_config_error_naming_its_index(name: str, message: s
 )
 def test_bad_detection_settings_are_config_errors(field: str, value: int) -> None:
     with pytest.raises(ConfigError, match=rf"imaging\.{field}"):
-        SmartDetection(ImagingConfig(**{field: value}))  # type: ignore[arg-type]
+        Config.from_mapping({"security": {"allow_unsafe": True}, "imaging": {field: value}})
 
 
 def test_the_example_plugin_loads_by_module_and_class(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    (detector,) = load_detectors(["brightest_detector:BrightestDetector"], CONTEXT)
+    (detector,) = build_detectors(["brightest_detector:BrightestDetector"], CONTEXT)
     image = Image.new("RGB", (400, 200), (40, 40, 40))
     image.paste((255, 255, 255), (350, 150, 400, 200))
     (point,) = detector.detect(image)

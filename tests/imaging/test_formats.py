@@ -9,18 +9,19 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageCms
 
+from thumbor_py.assembly import build_renderer
 from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging.filters import build_registry
+from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.output import Rendered
-from thumbor_py.imaging.transform import Renderer
 from thumbor_py.url import parse
 
 REGISTRY = build_registry()
 
 
 def render(data: bytes, path: str, format_class: str = "default", **config: object) -> Rendered:
-    renderer = Renderer(ImagingConfig(**config), REGISTRY)  # type: ignore[arg-type]
-    return renderer.render(data, parse(f"/unsafe/{path}"), format_class)
+    renderer = build_renderer(ImagingConfig(**config))  # type: ignore[arg-type]
+    return renderer.render(PixelSource("test", data), parse(f"/unsafe/{path}"), format_class)
 
 
 def encode(image: Image.Image, fmt: str, **params: object) -> bytes:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from thumbor_py.assembly import build_renderer
 from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging import geometry
-from thumbor_py.imaging.filters import build_registry
 from thumbor_py.imaging.geometry import Box, ResizeRequest
-from thumbor_py.imaging.transform import Renderer
+from thumbor_py.imaging.master import PixelSource
 from thumbor_py.url import Crop, parse
 
 IMAGES = Path(__file__).resolve().parent.parent / "parity" / "images"
@@ -219,9 +219,9 @@ def test_scale_crop_follows_normalisation() -> None:
 
 
 def _render(path: str, source: Path | bytes, **config: object) -> Image.Image:
-    renderer = Renderer(ImagingConfig(**config), build_registry())  # type: ignore[arg-type]
+    renderer = build_renderer(ImagingConfig(**config))  # type: ignore[arg-type]
     data = source if isinstance(source, bytes) else source.read_bytes()
-    rendered = renderer.render(data, parse(path))
+    rendered = renderer.render(PixelSource("test", data), parse(path))
     image = Image.open(io.BytesIO(rendered.data))
     assert (image.width, image.height) == (rendered.width, rendered.height)
     return image

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from thumbor_py.config import ImagingConfig
+from thumbor_py.assembly import build_renderer, load_filter_plugins
+from thumbor_py.config import Config, ImagingConfig
 from thumbor_py.errors import ConfigError, FilterArgumentError
-from thumbor_py.imaging.filters import build_registry, load_plugins
+from thumbor_py.imaging.filters import build_registry
+from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.transform import Renderer, Sources
 from thumbor_py.url import parse
 
@@ -29,25 +31,29 @@ def jpeg(colour: tuple[int, int, int] = (40, 90, 200)) -> bytes:
 
 
 def renderer(**config: object) -> Renderer:
-    return Renderer(ImagingConfig(**config), build_registry())  # type: ignore[arg-type]
+    return build_renderer(ImagingConfig(**config))  # type: ignore[arg-type]
 
 
 def test_a_plugin_filter_runs_with_typed_arguments() -> None:
     plugged = renderer(filter_plugins=("sepia_filter:sepia",))
-    rendered = plugged.render(jpeg(), parse("/unsafe/filters:sepia(100)/x.jpg"))
+    rendered = plugged.render(
+        PixelSource("test", jpeg()), parse("/unsafe/filters:sepia(100)/x.jpg")
+    )
     red, green, blue = Image.open(io.BytesIO(rendered.data)).getpixel((20, 15))  # type: ignore[misc]
     assert red > green > blue  # brown, from a blue source
-    untouched = plugged.render(jpeg(), parse("/unsafe/filters:sepia(x)/x.jpg"))
+    untouched = plugged.render(PixelSource("test", jpeg()), parse("/unsafe/filters:sepia(x)/x.jpg"))
     assert Image.open(io.BytesIO(untouched.data)).getpixel((20, 15))[2] > 150  # type: ignore[index]
 
 
 def test_plugins_are_unknown_unless_configured() -> None:
-    rendered = renderer().render(jpeg(), parse("/unsafe/filters:sepia(100)/x.jpg"))
+    rendered = renderer().render(
+        PixelSource("test", jpeg()), parse("/unsafe/filters:sepia(100)/x.jpg")
+    )
     assert Image.open(io.BytesIO(rendered.data)).getpixel((20, 15))[2] > 150  # type: ignore[index]
 
 
 def test_build_registry_takes_plugins_too() -> None:
-    assert "sepia" in build_registry(plugins=["sepia_filter:sepia"])
+    assert "sepia" in build_registry(load_filter_plugins(["sepia_filter:sepia"]))
 
 
 @pytest.mark.parametrize(
@@ -61,7 +67,7 @@ def test_build_registry_takes_plugins_too() -> None:
 )
 def test_bad_plugins_are_config_errors_naming_the_key(path: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"imaging\.filter_plugins\[0\]") as info:
-        load_plugins([path])
+        load_filter_plugins([path])
     assert message in str(info.value)
     with pytest.raises(ConfigError):
         renderer(filter_plugins=(path,))
@@ -74,7 +80,9 @@ def test_strict_mode_refuses_unparseable_arguments_before_loading() -> None:
         renderer(strict_filters=True).check_request(request)
     assert info.value.status == 400
     with pytest.raises(FilterArgumentError):
-        renderer(strict_filters=True).render(jpeg(), parse("/unsafe/filters:rotate(45)/x.jpg"))
+        renderer(strict_filters=True).render(
+            PixelSource("test", jpeg()), parse("/unsafe/filters:rotate(45)/x.jpg")
+        )
 
 
 @pytest.mark.parametrize(
@@ -84,9 +92,9 @@ def test_strict_mode_refuses_unparseable_arguments_before_loading() -> None:
         pytest.param({"max_frames": -1}, "imaging.max_frames", id="max-frames"),
     ],
 )
-def test_renderer_checks_its_settings(config: dict[str, int], message: str) -> None:
+def test_imaging_settings_are_checked_with_the_config(config: dict[str, int], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        renderer(**config)
+        Config.from_mapping({"security": {"allow_unsafe": True}, "imaging": config}, env={})
 
 
 @pytest.mark.parametrize(
@@ -113,7 +121,9 @@ def test_watermark_renders_with_resources() -> None:
     mark = io.BytesIO()
     Image.new("RGB", (10, 10), (255, 0, 0)).save(mark, "PNG")
     request = parse("/unsafe/filters:watermark(w.png,-0,-0,0)/a.jpg")
-    rendered = renderer().render(jpeg(), request, resources={"w.png": mark.getvalue()})
+    rendered = renderer().render(
+        PixelSource("test", jpeg()), request, resources={"w.png": mark.getvalue()}
+    )
     image = Image.open(io.BytesIO(rendered.data))
     assert image.getpixel((35, 25))[0] > 200  # type: ignore[index]
     assert image.getpixel((5, 5))[2] > 150  # type: ignore[index]

@@ -13,11 +13,11 @@ import socket
 import aiohttp
 import pytest
 
-from loaders._http_guard import AddressBlockedError, GuardedResolver, guarded_socket_factory
+from loaders._http_guard import GuardedResolver, guarded_socket_factory
 from loaders.http import _translate_errors
 from tests.loaders.http_origin import ALT_HOST, IMAGE, LoaderFactory, StubResolver
 from thumbor_py.errors import SourceForbiddenError
-from thumbor_py.ssrf import blocked_reason, parse_address, parse_networks
+from thumbor_py.ssrf import AddressBlockedError, blocked_reason, parse_address, parse_networks
 
 BLOCKED = [
     ("0.0.0.0", "unspecified"),

@@ -1,12 +1,13 @@
 """Smart-crop detection: the detector chain, the small copy it looks at, and its cache.
 
-Detectors (:class:`thumbor_py.plugins.Detector`) are resolved once, at start-up, from
-``imaging.detectors``. A render asks :meth:`SmartDetection.detect` for the focal points of its
-upright (and trimmed) source: the detectors look, in order, at one RGB copy downscaled to
-``imaging.detection_pixels``; the first that finds anything wins, and its points are mapped back
-onto the source's pixels. Results (also "nothing found") go to a bounded in-memory LRU cache
-keyed by source, its content and the detector configuration, so the other sizes of a photo do
-not detect again; concurrent misses on one source wait for a single detection.
+Detectors (the :class:`Detector` Protocol) are built once, at start-up, from
+``imaging.detectors`` by :mod:`thumbor_py.assembly`, which hands them in. A render asks
+:meth:`SmartDetection.detect` for the focal points of its upright (and trimmed) source: the
+detectors look, in order, at one RGB copy downscaled to ``imaging.detection_pixels``; the
+first that finds anything wins, and its points are mapped back onto the source's pixels.
+Results (also "nothing found") go to a bounded in-memory LRU cache keyed by source, its
+content and the detector configuration, so the other sizes of a photo do not detect again;
+concurrent misses on one source wait for a single detection.
 """
 
 from __future__ import annotations
@@ -16,39 +17,34 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
 from thumbor_py.config import ImagingConfig
-from thumbor_py.errors import ConfigError
 from thumbor_py.imaging.geometry import Box, FocalPoint
-from thumbor_py.plugins import Detector, PluginContext, build_plugin
+from thumbor_py.singleflight import SingleFlight
 
 Points = tuple[FocalPoint, ...]
 
-_KEY = "imaging.detectors"
-_MIN_DETECTION_PIXELS = 32 * 32
 
+@runtime_checkable
+class Detector(Protocol):
+    """Finds the points of interest a ``smart`` crop centres on.
 
-def load_detectors(
-    names: Sequence[str], context: PluginContext, *, key: str = _KEY
-) -> tuple[Detector, ...]:
-    """Build the detectors ``names`` lists (aliases or ``module:Class``), with default
-    settings; any failure is a :class:`ConfigError` naming ``key[i]``."""
-    return tuple(
-        build_plugin(
-            name,
-            {},
-            Detector,  # type: ignore[type-abstract]
-            "detector",
-            context,
-            key=f"{key}[{index}]",
-            settings_key=f"{key}[{index}]",
-        )
-        for index, name in enumerate(names)
-    )
+    ``detect`` gets an upright RGB copy of the source, downscaled to at most
+    ``imaging.detection_pixels`` pixels (the detector may change it), and returns focal points
+    in that copy's pixels; the server maps x, y, width and height back onto the source and
+    scales the weight of a region (width or height over 1) with its area. An empty list means
+    "nothing found": the next detector in ``imaging.detectors`` runs. It is synchronous and runs
+    in the render thread (concurrently, so keep per-call state local). It may raise: the
+    response then falls back to halign/valign and is neither stored nor cached for long.
+    """
+
+    def detect(self, image: Image.Image) -> list[FocalPoint]:
+        """The focal points found in ``image`` (empty when none)."""
+        ...
 
 
 def detection_size(size: tuple[int, int], pixels: int) -> tuple[int, int]:
@@ -108,19 +104,14 @@ def _mapped(point: FocalPoint, sx: float, sy: float) -> FocalPoint:
 class SmartDetection:
     """The configured detector chain and its cache; one per renderer, shared by its threads."""
 
-    def __init__(self, config: ImagingConfig) -> None:
-        if config.detection_pixels < _MIN_DETECTION_PIXELS:
-            raise ConfigError(f"imaging.detection_pixels: must be at least {_MIN_DETECTION_PIXELS}")
-        if config.detection_cache_size < 0:
-            raise ConfigError("imaging.detection_cache_size: must be 0 (off) or more")
-        if config.detection_error_max_age < 0:
-            raise ConfigError("imaging.detection_error_max_age: must be 0 or more")
-        context = PluginContext(max_source_bytes=config.max_source_bytes)
-        self.detectors = load_detectors(config.detectors, context)
+    def __init__(self, config: ImagingConfig, detectors: Sequence[Detector]) -> None:
+        self.detectors = tuple(detectors)
         self._pixels = config.detection_pixels
-        self._identity = (config.detectors, config.detection_pixels)
+        # What the cached points depend on: the chain (by spec, settings included) and budget.
+        specs = tuple((spec.use, repr(dict(spec.settings))) for spec in config.detectors)
+        self._identity = (specs, config.detection_pixels)
         self._cache = _LruCache(config.detection_cache_size)
-        self._flights = _KeyLocks()
+        self._flights: SingleFlight[Hashable, Points] = SingleFlight()
 
     @property
     def enabled(self) -> bool:
@@ -144,12 +135,19 @@ class SmartDetection:
 
         Raises whatever ``image`` or a detector raises (nothing is cached then).
         """
-        with self._flights.hold(key):
-            points = self._cache.get(key)
-            if points is None:
-                points = self._run(image(), work_size)
-                self._cache.put(key, points)
+        points = self._cache.get(key)
+        if points is not None:
             return points
+        return self._flights.run_blocking(key, lambda: self._detected(image, work_size, key))
+
+    def _detected(
+        self, image: Callable[[], Image.Image], work_size: tuple[int, int], key: Hashable
+    ) -> Points:
+        points = self._cache.get(key)  # a flight that ended just before this one started
+        if points is None:
+            points = self._run(image(), work_size)
+            self._cache.put(key, points)
+        return points
 
     def _run(self, image: Image.Image, work_size: tuple[int, int]) -> Points:
         small = detection_image(image, self._pixels)
@@ -183,28 +181,3 @@ class _LruCache:
             self._items.move_to_end(key)
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
-
-
-class _KeyLocks:
-    """A lock per key, alive while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._locks: dict[Hashable, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: Hashable) -> Iterator[None]:
-        with self._lock:
-            lock, users = self._locks.get(key, (None, 0))
-            lock = lock or threading.Lock()
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._lock:
-                users = self._locks[key][1] - 1
-                if users:
-                    self._locks[key] = (lock, users)
-                else:
-                    del self._locks[key]

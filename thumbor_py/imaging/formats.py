@@ -15,8 +15,9 @@ from thumbor_py.errors import ImageDecodeError, ImageTooLargeError
 from thumbor_py.imaging import palette
 from thumbor_py.imaging.pixels import has_alpha, min_value
 
-# Pillow's own bomb guard stays on as a backstop; ours (max_pixels) is checked first.
-Image.MAX_IMAGE_PIXELS = 200_000_000
+# Pillow's own bomb guard stays on as a backstop; ours (max_pixels) is checked first. The
+# assembly applies it to the process at start-up (importing this module changes nothing).
+PILLOW_MAX_IMAGE_PIXELS = 200_000_000
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",

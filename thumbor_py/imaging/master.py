@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile
 
-from thumbor_py import metrics
-from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging import formats
 
 # How a render gets its pixels: the opened source and the smallest size it needs (None: all).
@@ -36,10 +34,6 @@ _DCT_SCALES = (8, 4, 2)
 _PIXEL_BYTES = {"1": 1, "L": 1, "P": 1}
 # Palette images are resampled as true colour later; reduce() does not take them.
 _UNREDUCIBLE = frozenset({"1", "P"})
-
-
-class MasterTooSmallError(Exception):
-    """The master has fewer pixels than a request needs: render from the source instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +59,19 @@ class Master:
             mode=self.header.mode,
         )
 
-    def pixels(self, _opened: formats.Opened, need: tuple[int, int] | None) -> Image.Image:
-        """Pixels for a render that needs ``need`` (None: the whole source), as a direct
-        decode would have them: for a JPEG, the master reduced to the DCT scale drafting
-        would have picked; raises when the master has fewer pixels than that."""
+    def covers(self, need: tuple[int, int] | None) -> bool:
+        """Whether the master holds every pixel a render needing ``need`` (None: the whole
+        source) uses."""
         full = self.header.oriented_size
         width, height = need or full
         short = self.image.width < width or self.image.height < height
-        if short and self.image.size != full:
-            raise MasterTooSmallError(f"master {self.image.size} < needed {need}")
+        return not short or self.image.size == full
+
+    def pixels(self, _opened: formats.Opened, need: tuple[int, int] | None) -> Image.Image:
+        """Pixels for a render that needs ``need`` (None: the whole source), as a direct
+        decode would have them: for a JPEG, the master reduced to the DCT scale drafting
+        would have picked. The caller checks :meth:`covers` first."""
+        full = self.header.oriented_size
         factor = 1
         if self.header.format == "JPEG" and need is not None:
             factor = max(_draft_scale(full, need) // self.scale, 1)
@@ -84,137 +82,109 @@ class Master:
         return view
 
 
+@dataclass(frozen=True, slots=True)
+class PixelSource:
+    """What a render reads its pixels from: the source's bytes, and its decoded master when
+    one is cached (a render the master cannot serve decodes ``data`` instead)."""
+
+    identity: str
+    data: bytes
+    master: Master | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes this source holds in memory: its encoded data and its master's pixels."""
+        return len(self.data) + (self.master.nbytes if self.master is not None else 0)
+
+
 def _draft_scale(size: tuple[int, int], need: tuple[int, int]) -> int:
     """The DCT scale Pillow's ``draft`` picks to decode ``size`` for ``need``."""
     ratio = min(size[0] // max(need[0], 1), size[1] // max(need[1], 1))
     return next((scale for scale in (*_DCT_SCALES, 1) if ratio >= scale), 1)
 
 
-class MasterCache:
-    """Masters by source key, least recently used first out, bounded by bytes and age."""
+def master_scale(opened: formats.Opened, master_size: int) -> int:
+    """The master's reduction of ``opened``: as much as keeps ``master_size`` pixels along
+    the longer side, in JPEG DCT steps for JPEGs."""
+    longest = max(opened.oriented_size)
+    if opened.mode in _UNREDUCIBLE:
+        return 1
+    if opened.format == "JPEG":
+        return next((s for s in _DCT_SCALES if longest / s >= master_size), 1)
+    return max(longest // master_size, 1)
 
-    def __init__(self, *, max_bytes: int, master_size: int, ttl: float) -> None:
+
+def decode_master(opened: formats.Opened, master_size: int) -> Master | None:
+    """The master of ``opened`` (None for an animation: its frames are not kept)."""
+    if opened.animated:
+        return None
+    scale = master_scale(opened, master_size)
+    width, height = opened.oriented_size
+    jpeg = opened.format == "JPEG"
+    # Asking for the floor makes Pillow pick exactly this DCT scale (it rounds up).
+    draft = (width // scale, height // scale) if jpeg else None
+    image = formats.normalize_mode(formats.load_pixels(opened, draft))
+    if scale > 1 and not jpeg and image.mode not in _UNREDUCIBLE:
+        image = image.reduce(scale)
+    if isinstance(image, ImageFile.ImageFile):
+        image = image._new(image.im)  # the pixels only: let the source's bytes go
+    header = dataclasses.replace(opened, image=image)
+    per_pixel = _PIXEL_BYTES.get(image.mode, 4)
+    nbytes = image.width * image.height * per_pixel
+    return Master(image, header, scale, nbytes, time.monotonic())
+
+
+class MasterCache:
+    """Sources with their masters by identity, least recently used first out, bounded by
+    bytes (encoded data and master pixels together) and by age.
+
+    The pipeline looks it up and fills it; the lock only makes each call atomic.
+    """
+
+    def __init__(self, *, max_bytes: int, ttl: float) -> None:
         self._max_bytes = max_bytes
-        self._master_size = master_size
         self._ttl = ttl
-        self._entries: OrderedDict[str, Master] = OrderedDict()
+        self._entries: OrderedDict[str, PixelSource] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, config: ImagingConfig) -> MasterCache | None:
-        """The cache ``config`` asks for, or None when ``master_cache_bytes`` is 0."""
-        if config.master_cache_bytes <= 0:
-            return None
-        return cls(
-            max_bytes=config.master_cache_bytes,
-            master_size=config.master_size,
-            ttl=config.master_ttl,
-        )
+        self.evictions = 0
 
     @property
     def nbytes(self) -> int:
-        """Pixel bytes held now."""
+        """Bytes held now (encoded sources and master pixels)."""
         return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: str) -> Master | None:
-        """The master of ``key`` (and count a hit), or None (and count a miss)."""
+    def get(self, identity: str) -> PixelSource | None:
+        """The fresh cached source ``identity``, or None."""
         with self._lock:
-            master = self._entries.get(key)
-            if master is not None and time.monotonic() - master.created > self._ttl:
-                self._drop(key)
-                master = None
-            if master is not None:
-                self._entries.move_to_end(key)
-        metrics.MASTER_CACHE.labels(outcome="hit" if master else "miss").inc()
-        return master
+            source = self._entries.get(identity)
+            if source is None:
+                return None
+            assert source.master is not None  # only sources with a master are kept
+            if time.monotonic() - source.master.created > self._ttl:
+                self._drop(identity)
+                return None
+            self._entries.move_to_end(identity)
+            return source
 
-    def peek(self, key: str) -> Master | None:
-        """The fresh master of ``key``, if any, without counting a hit or a miss."""
-        with self._lock:
-            master = self._entries.get(key)
-        if master is None or time.monotonic() - master.created > self._ttl:
-            return None
-        return master
-
-    def loader(self, key: str) -> PixelLoader:
-        """A pixel loader that decodes the source as a master of ``key`` and keeps it, when
-        the master would hold what this render needs; otherwise a plain decode."""
-
-        def load(opened: formats.Opened, need: tuple[int, int] | None) -> Image.Image:
-            if opened.animated:
-                return formats.load_pixels(opened, need)
-            cached = self.peek(key)
-            if cached is not None:  # rendering from the bytes anyway (smart detection needs them)
-                try:
-                    return cached.pixels(opened, need)
-                except MasterTooSmallError:
-                    return formats.load_pixels(opened, need)
-            scale = self._scale(opened)
-            full = opened.oriented_size
-            covered = need or full
-            if _ceil_div(full[0], scale) < covered[0] or _ceil_div(full[1], scale) < covered[1]:
-                return formats.load_pixels(opened, need)  # this render needs more pixels
-            master = self._decode(opened, scale)
-            self.put(key, master)
-            return master.pixels(opened, need)
-
-        return load
-
-    def _scale(self, opened: formats.Opened) -> int:
-        """The master's reduction of ``opened``: as much as keeps ``master_size`` pixels
-        along the longer side, in JPEG DCT steps for JPEGs."""
-        longest = max(opened.oriented_size)
-        if opened.mode in _UNREDUCIBLE:
-            return 1
-        if opened.format == "JPEG":
-            return next((s for s in _DCT_SCALES if longest / s >= self._master_size), 1)
-        return max(longest // self._master_size, 1)
-
-    def _decode(self, opened: formats.Opened, scale: int) -> Master:
-        width, height = opened.oriented_size
-        jpeg = opened.format == "JPEG"
-        # Asking for the floor makes Pillow pick exactly this DCT scale (it rounds up).
-        draft = (width // scale, height // scale) if jpeg else None
-        image = formats.normalize_mode(formats.load_pixels(opened, draft))
-        if scale > 1 and not jpeg and image.mode not in _UNREDUCIBLE:
-            image = image.reduce(scale)
-        if isinstance(image, ImageFile.ImageFile):
-            image = image._new(image.im)  # the pixels only: let the source's bytes go
-        header = dataclasses.replace(opened, image=image)
-        per_pixel = _PIXEL_BYTES.get(image.mode, 4)
-        nbytes = image.width * image.height * per_pixel
-        return Master(image, header, scale, nbytes, time.monotonic())
-
-    def put(self, key: str, master: Master) -> bool:
-        """Keep ``master`` (evicting the least recently used); False when it alone is over
-        the budget."""
-        if master.nbytes > self._max_bytes:
+    def put(self, source: PixelSource) -> bool:
+        """Keep ``source`` and its master (evicting the least recently used); False when it
+        has no master or alone is over the budget."""
+        if source.master is None or source.nbytes > self._max_bytes:
             return False
         with self._lock:
-            if key in self._entries:
-                self._drop(key)
-            self._entries[key] = master
-            self._bytes += master.nbytes
-            evicted = 0
+            if source.identity in self._entries:
+                self._drop(source.identity)
+            self._entries[source.identity] = source
+            self._bytes += source.nbytes
             while self._bytes > self._max_bytes:
-                oldest = next(iter(self._entries))
-                self._drop(oldest)
-                evicted += 1
-            metrics.MASTER_CACHE_BYTES.set(self._bytes)
-        metrics.MASTER_CACHE.labels(outcome="store").inc()
-        if evicted:
-            metrics.MASTER_CACHE.labels(outcome="evict").inc(evicted)
+                self._drop(next(iter(self._entries)))
+                self.evictions += 1
         return True
 
-    def _drop(self, key: str) -> None:
-        master = self._entries.pop(key)
-        self._bytes -= master.nbytes
-
-
-def _ceil_div(value: int, divisor: int) -> int:
-    """``ceil(value / divisor)`` for positive integers, as JPEG DCT scaling rounds."""
-    return -(-value // divisor)
+    def _drop(self, identity: str) -> None:
+        source = self._entries.pop(identity)
+        self._bytes -= source.nbytes

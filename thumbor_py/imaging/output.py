@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from thumbor_py.config import ImagingConfig
+from thumbor_py.etags import etag_for
 from thumbor_py.imaging import formats
 from thumbor_py.imaging.filters import RenderState
-from thumbor_py.results import etag_for
 
 _QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from thumbor_py import metrics
 from thumbor_py.config import ImagingConfig
-from thumbor_py.errors import ConfigError, ImageTooLargeError
+from thumbor_py.errors import ImageTooLargeError
 from thumbor_py.imaging import animation, formats, geometry, meta, output, trim
 from thumbor_py.imaging import filters as flt
+from thumbor_py.imaging.choice import OutputChoice, output_format
 from thumbor_py.imaging.detection import SmartDetection, detection_size
 from thumbor_py.imaging.layout import (
     RESAMPLE,
@@ -32,9 +32,8 @@ from thumbor_py.imaging.layout import (
     refocus,
     resize_request,
 )
-from thumbor_py.imaging.master import Master, MasterCache, MasterTooSmallError, PixelLoader
+from thumbor_py.imaging.master import PixelLoader, PixelSource, decode_master
 from thumbor_py.imaging.output import Rendered
-from thumbor_py.negotiation import OutputChoice, output_format
 from thumbor_py.url import Crop, ImageRequest
 
 log = logging.getLogger(__name__)
@@ -50,10 +49,11 @@ class Sources:
 
 
 class Renderer:
-    """Renders requests under one imaging configuration and filter registry.
+    """Renders requests under one imaging configuration, filter registry and detector chain.
 
-    The filter plugins named in ``config.filter_plugins`` and the detectors named in
-    ``config.detectors`` are resolved here, at start-up.
+    Everything is built before (by :mod:`thumbor_py.assembly`) and handed in: ``registry``
+    holds the built-in filters and the filter plugins, ``detection`` the smart-crop chain
+    (None: ``smart`` falls back to halign/valign).
     """
 
     def __init__(
@@ -61,24 +61,14 @@ class Renderer:
         config: ImagingConfig,
         registry: Mapping[str, flt.FilterSpec],
         *,
+        detection: SmartDetection | None = None,
         strict_filters: bool | None = None,
     ) -> None:
-        if not 0 <= config.avif_speed <= 10:
-            raise ConfigError("imaging.avif_speed: must be between 0 (slowest) and 10")
-        if config.max_frames < 0:
-            raise ConfigError("imaging.max_frames: must be 0 (no cap) or more")
-        plugins = flt.load_plugins(config.filter_plugins)
         self._config = config
-        self._registry = {**registry, **{spec.name: spec for spec in plugins}}
+        self._registry = dict(registry)
         self._allowed = frozenset(config.filters) if config.filters is not None else None
         self._strict = config.strict_filters if strict_filters is None else strict_filters
-        self._detection = SmartDetection(config)
-        self._masters = MasterCache.from_config(config)
-
-    @property
-    def masters(self) -> MasterCache | None:
-        """The cache of decoded sources (``imaging.master_cache_bytes``), None when off."""
-        return self._masters
+        self._detection = detection if detection is not None and detection.enabled else None
 
     def _bind(self, request: ImageRequest) -> tuple[flt.BoundFilter, ...]:
         return flt.bind(
@@ -124,59 +114,47 @@ class Renderer:
                 f"{limit}-pixel limit"
             )
 
-    def render_master(
-        self,
-        master: Master,
-        request: ImageRequest,
-        format_class: str = "default",
-        *,
-        resources: Mapping[str, bytes] | None = None,
-    ) -> Rendered | None:
-        """Render ``request`` from a cached master, without the source bytes; None when
-        the master cannot serve it (too few pixels, or smart detection needs the bytes)."""
-        if request.smart and self._detection.enabled:
-            return None
-        try:
-            return self.render(b"", request, format_class, resources=resources, master=master)
-        except MasterTooSmallError:
-            metrics.MASTER_CACHE.labels(outcome="too_small").inc()
-            return None
+    def with_master(self, source: PixelSource) -> PixelSource:
+        """``source`` with its master decoded (``imaging.master_size``), for a cache to keep;
+        unchanged for an animation, whose frames are not kept."""
+        master = decode_master(self._open(source.data), self._config.master_size)
+        return dataclasses.replace(source, master=master)
 
     def render(
         self,
-        data: bytes,
+        source: PixelSource,
         request: ImageRequest,
         format_class: str = "default",
         *,
         resources: Mapping[str, bytes] | None = None,
-        master: Master | None = None,
-        master_key: str | None = None,
+        deadline: float | None = None,
     ) -> Rendered:
-        """Render ``request`` from the source bytes ``data``.
+        """Render ``request`` from ``source``: from its master when it has one that holds
+        the pixels this render needs, else from its bytes.
 
-        ``format_class`` comes from :mod:`thumbor_py.negotiation` and is applied here, once
-        the source is known. ``resources`` holds the bytes of :meth:`sources`' resources.
-        With ``master_key``, the decode may keep a master of the source under that key;
-        with ``master``, that master replaces ``data`` (see :meth:`render_master`).
+        ``format_class`` is the negotiated class (``default``, ``webp``, ``avif``, ``jpeg``),
+        applied here once the source is known. ``resources`` holds the bytes of
+        :meth:`sources`' resources. ``deadline`` is the request's ``time.monotonic()``
+        deadline (None: none).
         """
         config = self._config
         bound = self._bind(request)
         state = self._state(request, resources)
         flt.run_phase(bound, "pre_load", state)
-        opened = master.opened if master is not None else self._open(data)
+        master = source.master
+        opened = master.opened if master is not None else self._open(source.data)
         state.source_format = opened.format
         state.oriented_size = opened.oriented_size
         flt.run_phase(bound, "after_load", state)
         output = geometry.output_size(state.geometry, opened.oriented_size)
         self._check_output(output, opened.frames)
         operations = meta.Operations()
-        smart = self._smart_key(request, state, bound, opened, data)
+        smart = self._smart_key(request, state, bound, opened, source.data)
         if request.meta and request.trim is None and smart is None:
             layout = layout_for(request, state, opened.oriented_size, config)
             return _meta_response(request, opened, state, bound, operations, layout)
-        pixels = self._pixels(master, master_key)
-        decoded = _decode(request, opened, state, operations, config, pixels)
-        decoded, failed = self._detect(smart, decoded, state, data)
+        decoded = _decode(request, opened, state, operations, config, self._pixels(source))
+        decoded, failed = self._detect(smart, decoded, state, source.data)
         if request.meta:
             rendered = _meta_response(request, opened, state, bound, operations, decoded.layout)
         else:
@@ -197,12 +175,19 @@ class Renderer:
             max_frames=config.max_frames,
         )
 
-    def _pixels(self, master: Master | None, key: str | None) -> PixelLoader:
-        if master is not None:
-            return master.pixels
-        if key is not None and self._masters is not None:
-            return self._masters.loader(key)
-        return formats.load_pixels
+    def _pixels(self, source: PixelSource) -> PixelLoader:
+        """The master's pixels when it holds enough of them; else the source decoded."""
+        master = source.master
+        if master is None:
+            return formats.load_pixels
+
+        def load(opened: formats.Opened, need: tuple[int, int] | None) -> Image.Image:
+            assert master is not None
+            if master.covers(need):
+                return master.pixels(opened, need)
+            return formats.load_pixels(self._open(source.data), need)
+
+        return load
 
     def _smart_key(
         self,
@@ -214,7 +199,7 @@ class Renderer:
     ) -> Hashable | None:
         """The detection cache key when this render must detect; None when it need not, or
         when the cache already knew the points (they are in ``state.focal_points`` then)."""
-        if not (request.smart and self._detection.enabled) or state.focal_points:
+        if self._detection is None or not request.smart or state.focal_points:
             return None  # focal() and extract_focal() points win over detection
         shows_points = request.meta or request.debug or request.trim is not None
         if not shows_points and not any(item.spec.name == "red_eye" for item in bound):
@@ -233,7 +218,7 @@ class Renderer:
     ) -> tuple[_Decoded, bool]:
         """Detect focal points and re-plan around them; the flag is True when detection
         failed (the default crop stays: a detector error never fails the request)."""
-        if key is None:
+        if key is None or self._detection is None:
             return decoded, False
 
         def image() -> Image.Image:

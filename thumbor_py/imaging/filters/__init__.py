@@ -4,7 +4,7 @@ A filter is a plain function taking a :class:`RenderState` and its parsed argume
 marked with :func:`image_filter`. Arguments are declared as :class:`Arg` types; a call whose
 arguments do not match is ignored (as Thumbor does) unless strict mode is on, and so is an
 unknown filter name. Marking has no side effect: the registry is built from the built-in
-modules (and plugin functions named in the config) by :func:`build_registry`.
+modules (and the plugin functions the assembly resolved) by :func:`build_registry`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from urllib.parse import unquote
 
 from PIL import Image
 
-from thumbor_py.errors import ConfigError, FilterArgumentError, FilterError
+from thumbor_py.errors import FilterArgumentError, FilterError
 from thumbor_py.imaging.geometry import FocalPoint, ResizeRequest
-from thumbor_py.plugins import import_object, is_object_path
 from thumbor_py.url import FilterCall
 
 log = logging.getLogger(__name__)
@@ -174,10 +173,8 @@ def spec_of(function: object) -> FilterSpec | None:
     return spec if isinstance(spec, FilterSpec) else None
 
 
-def build_registry(
-    extra: Iterable[FilterSpec] = (), *, plugins: Iterable[str] = ()
-) -> dict[str, FilterSpec]:
-    """Every built-in filter, then ``extra`` and ``plugins`` ones (which may replace one)."""
+def build_registry(extra: Iterable[FilterSpec] = ()) -> dict[str, FilterSpec]:
+    """Every built-in filter, then the ``extra`` ones (plugins, which may replace one)."""
     registry: dict[str, FilterSpec] = {}
     for module_name in BUILTIN_MODULES:
         module = importlib.import_module(module_name)
@@ -185,25 +182,9 @@ def build_registry(
             spec = spec_of(value)
             if spec is not None:
                 registry[spec.name] = spec
-    for spec in (*extra, *load_plugins(plugins)):
+    for spec in extra:
         registry[spec.name] = spec
     return registry
-
-
-def load_plugins(
-    paths: Iterable[str], *, key: str = "imaging.filter_plugins"
-) -> tuple[FilterSpec, ...]:
-    """Resolve ``module:function`` filter plugins; a bad one is a ConfigError naming ``key``."""
-    specs = []
-    for index, path in enumerate(paths):
-        where = f"{key}[{index}]"
-        if not is_object_path(path):
-            raise ConfigError(f"{where}: expected 'module:function', got {path!r}")
-        spec = spec_of(import_object(path, where))
-        if spec is None:
-            raise ConfigError(f"{where}: {path!r} is not marked with @image_filter")
-        specs.append(spec)
-    return tuple(specs)
 
 
 def make_spec(

@@ -1,0 +1,214 @@
+"""Assembly: every part of the server built from the config, once, at start-up.
+
+This is the only module that turns configuration into objects: it resolves the plugins
+(loader and routes, result storage, detectors, filter plugins), wraps the result storage in
+its guard, builds the renderer, the master cache, the thread pools and the pipeline, and
+hands each part the built objects it uses. Any part may be given already built (tests, or an
+embedding application); the rest is built from the config. Every failure is a
+:class:`~thumbor_py.errors.ConfigError` naming the YAML key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from PIL import Image
+
+from thumbor_py import metrics
+from thumbor_py.config import Config, ImagingConfig, PluginConfig
+from thumbor_py.errors import ConfigError
+from thumbor_py.imaging import formats
+from thumbor_py.imaging.detection import SmartDetection
+from thumbor_py.imaging.filters import FilterSpec, build_registry, spec_of
+from thumbor_py.imaging.master import MasterCache
+from thumbor_py.imaging.transform import Renderer
+from thumbor_py.pipeline import Pipeline, StoragePolicy
+from thumbor_py.plugins import (
+    Detector,
+    Loader,
+    PluginContext,
+    ResultStorage,
+    build_plugin,
+    create_plugin,
+    import_object,
+    is_object_path,
+)
+from thumbor_py.results import GuardedResultStorage
+from thumbor_py.routing import RoutingLoader
+
+# Loaders and storages run blocking SDK and file calls here, off the event loop.
+IO_THREADS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The built server: what the app serves with, and what it starts and closes."""
+
+    pipeline: Pipeline
+    loader: Loader
+    result_storage: GuardedResultStorage | None
+    # Plugins that may implement ``Lifecycle``: started before serving, closed after.
+    plugins: tuple[object, ...]
+    executors: tuple[ThreadPoolExecutor, ...]
+
+
+def apply_process_settings() -> None:
+    """Process-wide settings, applied at start-up (never at import): Pillow's own limits,
+    and the Prometheus collectors (after ``server`` chose the multi-process folder)."""
+    Image.MAX_IMAGE_PIXELS = formats.PILLOW_MAX_IMAGE_PIXELS
+    metrics.collectors()
+
+
+def build_parts(
+    config: Config,
+    *,
+    loader: Loader | None = None,
+    result_storage: ResultStorage | None = None,
+    detectors: Sequence[Detector] | None = None,
+    registry: dict[str, FilterSpec] | None = None,
+) -> Parts:
+    """Every part ``config`` asks for; the given ones are used as they are."""
+    config.validate()
+    apply_process_settings()
+    render_pool = ThreadPoolExecutor(
+        max_workers=config.server.render_threads, thread_name_prefix="thumbor-py-render"
+    )
+    io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="thumbor-py-io")
+    context = PluginContext(max_source_bytes=config.imaging.max_source_bytes, executor=io_pool)
+    loader = loader if loader is not None else build_loader(config, context)
+    if result_storage is None:
+        result_storage = build_result_storage(config, context)
+    guarded = guard(config, result_storage) if result_storage is not None else None
+    renderer = build_renderer(config.imaging, detectors=detectors, registry=registry)
+    pipeline = Pipeline(
+        loader=loader,
+        renderer=renderer,
+        executor=render_pool,
+        max_pending=config.server.render_threads + config.server.render_queue,
+        storage=guarded,
+        policy=StoragePolicy(
+            store_unsafe=config.result_storage.store_unsafe,
+            expires_after=config.result_storage.expires_after,
+        ),
+        deadline=config.server.request_timeout,
+        masters=build_master_cache(config.imaging),
+    )
+    plugins = (loader,) + ((result_storage,) if result_storage is not None else ())
+    return Parts(pipeline, loader, guarded, plugins, (render_pool, io_pool))
+
+
+def build_loader(config: Config, context: PluginContext) -> Loader:
+    """The configured loader, wrapped in a router when ``routes`` are configured.
+
+    Routes whose ``loader`` sections are identical share one instance (and so one client):
+    ``http://`` and ``https://`` routes to the same ``http`` settings use one session.
+    """
+    default = create_plugin(config.loader, Loader, "loader", "loader", context)  # type: ignore[type-abstract]
+    if not config.routes:
+        return default
+    built: list[tuple[PluginConfig, Loader]] = [(config.loader, default)]
+    routes: list[tuple[str, Loader]] = []
+    for index, route in enumerate(config.routes):
+        loader = next((made for spec, made in built if spec == route.loader), None)
+        if loader is None:
+            loader = create_plugin(
+                route.loader,
+                Loader,  # type: ignore[type-abstract]
+                "loader",
+                f"routes[{index}].loader",
+                context,
+            )
+            built.append((route.loader, loader))
+        routes.append((route.prefix, loader))
+    return RoutingLoader(routes, default)
+
+
+def build_result_storage(config: Config, context: PluginContext) -> ResultStorage | None:
+    """The configured result storage plugin, or None when ``result_storage.use`` is empty."""
+    if not config.result_storage.use:
+        return None
+    return create_plugin(
+        config.result_storage,
+        ResultStorage,  # type: ignore[type-abstract]
+        "result_storage",
+        "result_storage",
+        context,
+    )
+
+
+def guard(config: Config, storage: ResultStorage) -> GuardedResultStorage:
+    """``storage`` behind its timeout and pause-after-failure guard."""
+    settings = config.result_storage
+    return GuardedResultStorage(
+        storage, timeout=settings.timeout, pause=settings.pause_after_failure
+    )
+
+
+def build_detectors(
+    specs: Iterable[PluginConfig | str],
+    context: PluginContext,
+    *,
+    key: str = "imaging.detectors",
+) -> tuple[Detector, ...]:
+    """The detectors ``specs`` lists (``{use, settings}``, or an alias or ``module:Class``
+    alone for default settings); any failure is a :class:`ConfigError` naming ``key[i]``."""
+    detectors = []
+    for index, spec in enumerate(specs):
+        plugin = PluginConfig(use=spec) if isinstance(spec, str) else spec
+        where = f"{key}[{index}]"
+        if not plugin.use:
+            raise ConfigError(f"{where}.use: required")
+        detectors.append(
+            build_plugin(
+                plugin.use,
+                plugin.settings,
+                Detector,  # type: ignore[type-abstract]
+                "detector",
+                context,
+                key=where,
+                settings_key=where,
+            )
+        )
+    return tuple(detectors)
+
+
+def load_filter_plugins(
+    paths: Iterable[str], *, key: str = "imaging.filter_plugins"
+) -> tuple[FilterSpec, ...]:
+    """Resolve ``module:function`` filter plugins; a bad one is a ConfigError naming ``key``."""
+    specs = []
+    for index, path in enumerate(paths):
+        where = f"{key}[{index}]"
+        if not is_object_path(path):
+            raise ConfigError(f"{where}: expected 'module:function', got {path!r}")
+        spec = spec_of(import_object(path, where))
+        if spec is None:
+            raise ConfigError(f"{where}: {path!r} is not marked with @image_filter")
+        specs.append(spec)
+    return tuple(specs)
+
+
+def build_renderer(
+    imaging: ImagingConfig,
+    *,
+    detectors: Sequence[Detector] | None = None,
+    registry: dict[str, FilterSpec] | None = None,
+) -> Renderer:
+    """The renderer for ``imaging``: built-in filters plus ``imaging.filter_plugins``, and
+    the ``imaging.detectors`` chain (unless ``detectors`` or ``registry`` are given)."""
+    apply_process_settings()
+    if registry is None:
+        registry = build_registry(load_filter_plugins(imaging.filter_plugins))
+    if detectors is None:
+        context = PluginContext(max_source_bytes=imaging.max_source_bytes)
+        detectors = build_detectors(imaging.detectors, context)
+    return Renderer(imaging, registry, detection=SmartDetection(imaging, detectors))
+
+
+def build_master_cache(imaging: ImagingConfig) -> MasterCache | None:
+    """The master cache ``imaging.master_cache_bytes`` asks for, or None when it is 0."""
+    if imaging.master_cache_bytes <= 0:
+        return None
+    return MasterCache(max_bytes=imaging.master_cache_bytes, ttl=imaging.master_ttl)
