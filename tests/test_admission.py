@@ -135,20 +135,25 @@ async def test_a_queued_render_past_its_deadline_never_starts(
 
 
 async def test_overloaded_is_answered_with_retry_after(aiohttp_client: Any) -> None:
-    from thumbor_py.app import PIPELINE_KEY, create_app
+    from thumbor_py.app import create_app
 
     config = Config.from_mapping(
         {
             "security": {"allow_unsafe": True},
-            "loader": {"use": "file", "settings": {"root": str(SAMPLES)}},
-            "imaging": {"detectors": []},
+            "server": {"render_threads": 1, "render_queue": 1},  # two renders admitted
+            "imaging": {"detectors": [], "master_cache_bytes": 0},
         },
         env={},
     )
-    app = create_app(config)
-    client = await aiohttp_client(app)
-    app[PIPELINE_KEY]._max_pending = 0  # every render is over the limit
-    response = await client.get("/unsafe/10x10/coffee.jpg")
+    loader = HeldLoader()
+    client = await aiohttp_client(create_app(config, loader=loader))
+    held = [
+        asyncio.create_task(client.get(f"/unsafe/{size}/coffee.jpg")) for size in ("10x10", "20x20")
+    ]
+    await loader.wait_for(2)
+    response = await client.get("/unsafe/30x30/coffee.jpg")  # every slot is taken
     assert response.status == 503
     assert int(response.headers["Retry-After"]) >= 1
     assert (await client.get("/healthcheck")).status == 200
+    loader.release.set()
+    assert [r.status for r in await asyncio.gather(*held)] == [200, 200]

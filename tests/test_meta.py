@@ -231,3 +231,11 @@ def test_alias_with_default_settings_builds_an_instance(
         pytest.skip(f"{alias} needs settings: {exc}")
     instance = cls(settings, PluginContext(max_source_bytes=1024))
     assert isinstance(instance, PROTOCOLS[kind])
+
+
+@pytest.mark.parametrize("alias", sorted(ALIASES["detector"]))
+def test_example_config_documents_each_detector_setting(alias: str) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    settings = resolve_class(alias, "detector", "test").Settings
+    for field in dataclasses.fields(settings):
+        assert f"{field.name}:" in text, f"{alias} setting {field.name} is not documented"

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from aiohttp.test_utils import TestClient
+from aiohttp.web import Application, Request
 
 from tests.conftest import SAMPLES, free_port
 from tests.fakes import CountingLoader, MotoMemoryResultStorage
@@ -65,7 +66,7 @@ def stored_files(root: Path) -> list[Path]:
     ]
 
 
-async def settle(client: TestClient) -> None:
+async def settle(client: TestClient[Request, Application]) -> None:
     """Wait for background result-storage writes."""
     await client.app[PIPELINE_KEY].drain(5)
 

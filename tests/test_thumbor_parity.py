@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from aiohttp.web import Application, Request
 from PIL import Image
 
 from thumbor_py.app import create_app
@@ -73,7 +74,9 @@ def _params() -> list[Any]:
 
 @pytest.mark.parametrize("entry", _params())
 async def test_matches_thumbor(entry: dict[str, Any], aiohttp_client: Any) -> None:
-    client: TestClient = await aiohttp_client(create_app(_config(entry["config"])))
+    client: TestClient[Request, Application] = await aiohttp_client(
+        create_app(_config(entry["config"]))
+    )
     response = await client.get(entry["url"], allow_redirects=False)
     body = await response.read()
     expected_status = STATUS_DEVIATIONS.get(entry["url"], entry["status"])

@@ -452,3 +452,46 @@ def test_the_example_plugin_loads_by_module_and_class(monkeypatch: pytest.Monkey
     assert point.x > 350
     assert point.y > 150
     assert detector.detect(Image.new("RGB", (400, 200), (40, 40, 40))) == []
+
+
+def yaml_detectors(*specs: object) -> tuple[PluginConfig, ...]:
+    config = Config.from_mapping(
+        {"security": {"allow_unsafe": True}, "imaging": {"detectors": list(specs)}}, env={}
+    )
+    return config.imaging.detectors
+
+
+def test_detector_settings_come_from_the_yaml() -> None:
+    specs = yaml_detectors(
+        {"use": "face", "settings": {"scale_factor": 1.1, "min_neighbors": 5}}, "feature"
+    )
+    face, feature = build_detectors(specs, CONTEXT)
+    assert isinstance(face, FaceDetector)
+    assert face.settings == FaceDetector.Settings(scale_factor=1.1, min_neighbors=5)
+    assert isinstance(feature, FeatureDetector)
+    assert feature.settings == FeatureDetector.Settings()
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [
+        pytest.param(
+            {"use": "face", "settings": {"scale": 2}}, r"\[0\]\.settings\.scale", id="key"
+        ),
+        pytest.param(
+            {"use": "feature", "settings": {"max_corners": "many"}},
+            r"\[0\]\.settings\.max_corners",
+            id="type",
+        ),
+        pytest.param({"settings": {}}, r"\[0\]\.use", id="no-use"),
+    ],
+)
+def test_bad_detector_settings_name_their_key(spec: object, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"imaging\.detectors{key}"):
+        build_detectors(yaml_detectors(spec), CONTEXT)
+
+
+def test_the_short_and_the_long_form_build_the_same_chain() -> None:
+    assert yaml_detectors("face", "feature") == yaml_detectors(
+        {"use": "face"}, {"use": "feature", "settings": {}}
+    )

@@ -9,6 +9,7 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageCms
 
+from tests.imaging.helpers import pixel
 from thumbor_py.assembly import build_renderer
 from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging.filters import build_registry
@@ -65,7 +66,7 @@ def test_formats_in(data: object, fmt: str, mode: str) -> None:
     rendered = render(data(), "32x24/x")  # type: ignore[operator]
     image = decode(rendered)
     assert (image.format, image.mode, image.size) == (fmt, mode, (32, 24))
-    red = image.convert("RGB").getpixel((4, 12))
+    red = pixel(image.convert("RGB"), (4, 12))
     assert red[0] > 200
     assert red[2] < 60
 
@@ -127,11 +128,11 @@ def test_palette_png_with_transparency_stays_indexed() -> None:
     rendered = decode(render(encode(image, "PNG", transparency=0), "x"))
     assert rendered.mode == "P"
     rgba = rendered.convert("RGBA")
-    assert rgba.getpixel((2, 2))[3] == 0
+    assert pixel(rgba, (2, 2))[3] == 0
     assert rgba.getpixel((15, 5)) == (255, 0, 0, 255)
     resized = decode(render(encode(image, "PNG", transparency=0), "10x5/x"))
     assert resized.mode == "P"
-    assert resized.convert("RGBA").getpixel((1, 1))[3] == 0
+    assert pixel(resized.convert("RGBA"), (1, 1))[3] == 0
 
 
 def test_grey_with_alpha_stays_la() -> None:
@@ -139,7 +140,7 @@ def test_grey_with_alpha_stays_la() -> None:
     image.paste((90, 0), (0, 0, 10, 10))
     result = decode(render(encode(image, "PNG"), "x"))
     assert result.mode == "LA"
-    assert result.getpixel((2, 2))[1] == 0
+    assert pixel(result, (2, 2))[1] == 0
     assert result.getpixel((15, 5)) == (90, 255)
 
 

@@ -52,8 +52,8 @@ class FaceDetector:
         min_neighbors: int = 4
 
     def __init__(self, settings: Settings | None = None, context: PluginContext | None = None):
-        self._settings = settings or self.Settings()
-        cascade = Path(self._settings.cascade)
+        self.settings = settings or self.Settings()
+        cascade = Path(self.settings.cascade)
         if not cascade.is_absolute():
             cascade = Path(cv2.data.haarcascades) / cascade  # type: ignore[attr-defined]
         self._cascade = str(cascade)
@@ -76,8 +76,8 @@ class FaceDetector:
         side = min_face_side(image.size)
         faces = self._classifier().detectMultiScale(
             gray,
-            scaleFactor=self._settings.scale_factor,
-            minNeighbors=self._settings.min_neighbors,
+            scaleFactor=self.settings.scale_factor,
+            minNeighbors=self.settings.min_neighbors,
             minSize=(side, side),
         )
         return [face_point(int(x), int(y), int(w), int(h)) for x, y, w, h in faces]

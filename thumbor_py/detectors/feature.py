@@ -28,15 +28,15 @@ class FeatureDetector:
         min_distance: float = 1.0
 
     def __init__(self, settings: Settings | None = None, context: PluginContext | None = None):
-        self._settings = settings or self.Settings()
+        self.settings = settings or self.Settings()
 
     def detect(self, image: Image.Image) -> list[FocalPoint]:
         """The strongest corners of ``image``; none on a flat image."""
         corners = cv2.goodFeaturesToTrack(
             np.asarray(image.convert("L")),
-            maxCorners=self._settings.max_corners,
-            qualityLevel=self._settings.quality_level,
-            minDistance=self._settings.min_distance,
+            maxCorners=self.settings.max_corners,
+            qualityLevel=self.settings.quality_level,
+            minDistance=self.settings.min_distance,
             useHarrisDetector=False,
         )
         if corners is None:
