@@ -7,12 +7,13 @@ import hmac
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Unpack
 
 from aiohttp import web
 
 from thumbor_py import metrics, signing, url
-from thumbor_py.assembly import Parts, build_parts
+from thumbor_py.assembly import Given, Parts, build_parts
 from thumbor_py.config import Config
 from thumbor_py.errors import (
     BadRequestError,
@@ -23,11 +24,10 @@ from thumbor_py.errors import (
     OverloadedError,
     UnauthorizedError,
 )
-from thumbor_py.imaging.filters import FilterSpec
 from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
-from thumbor_py.plugins import Detector, Lifecycle, Loader, ResultStorage
+from thumbor_py.plugins import Lifecycle
 from thumbor_py.results import GuardedResultStorage
 
 log = logging.getLogger("thumbor_py")
@@ -43,24 +43,11 @@ DRAIN_TIMEOUT = 10.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(
-    config: Config,
-    *,
-    loader: Loader | None = None,
-    result_storage: ResultStorage | None = None,
-    detectors: Sequence[Detector] | None = None,
-    registry: dict[str, FilterSpec] | None = None,
-) -> web.Application:
+def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     """The application for ``config``. Every part is built here, before serving, by
-    :func:`thumbor_py.assembly.build_parts`; parts given as arguments are used as they are
-    (``result_storage`` still goes behind the configured guard)."""
-    parts = build_parts(
-        config,
-        loader=loader,
-        result_storage=result_storage,
-        detectors=detectors,
-        registry=registry,
-    )
+    :func:`thumbor_py.assembly.build_parts`; parts given by keyword (``loader``,
+    ``result_storage``, ``detectors``, ``registry``) are used as they are."""
+    parts = build_parts(config, **given)
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG_KEY] = config
     app[PIPELINE_KEY] = parts.pipeline

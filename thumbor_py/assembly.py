@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from PIL import Image
 
@@ -42,6 +43,15 @@ from thumbor_py.routing import RoutingLoader
 IO_THREADS = 16
 
 
+class Given(TypedDict, total=False):
+    """Parts built by the caller (tests, an embedding application), used as they are."""
+
+    loader: Loader
+    result_storage: ResultStorage  # still goes behind the configured guard
+    detectors: Sequence[Detector]
+    registry: dict[str, FilterSpec]
+
+
 @dataclass(frozen=True, slots=True)
 class Parts:
     """The built server: what the app serves with, and what it starts and closes."""
@@ -58,18 +68,11 @@ def apply_process_settings() -> None:
     """Process-wide settings, applied at start-up (never at import): Pillow's own limits,
     and the Prometheus collectors (after ``server`` chose the multi-process folder)."""
     Image.MAX_IMAGE_PIXELS = formats.PILLOW_MAX_IMAGE_PIXELS
-    metrics.collectors()
+    metrics.create_all()
 
 
-def build_parts(
-    config: Config,
-    *,
-    loader: Loader | None = None,
-    result_storage: ResultStorage | None = None,
-    detectors: Sequence[Detector] | None = None,
-    registry: dict[str, FilterSpec] | None = None,
-) -> Parts:
-    """Every part ``config`` asks for; the given ones are used as they are."""
+def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
+    """Every part ``config`` asks for; the ``given`` ones are used as they are."""
     config.validate()
     apply_process_settings()
     render_pool = ThreadPoolExecutor(
@@ -77,11 +80,14 @@ def build_parts(
     )
     io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="thumbor-py-io")
     context = PluginContext(max_source_bytes=config.imaging.max_source_bytes, executor=io_pool)
-    loader = loader if loader is not None else build_loader(config, context)
+    loader = given["loader"] if "loader" in given else build_loader(config, context)
+    result_storage = given.get("result_storage")
     if result_storage is None:
         result_storage = build_result_storage(config, context)
     guarded = guard(config, result_storage) if result_storage is not None else None
-    renderer = build_renderer(config.imaging, detectors=detectors, registry=registry)
+    renderer = build_renderer(
+        config.imaging, detectors=given.get("detectors"), registry=given.get("registry")
+    )
     pipeline = Pipeline(
         loader=loader,
         renderer=renderer,

@@ -10,109 +10,104 @@ this module has no side effect, and the folder may be set at any point before se
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge, Histogram
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Collectors:
-    """Every collector of the process, created together on first use."""
-
-    REQUESTS: Counter
-    STAGE_SECONDS: Histogram
-    RESULT_STORAGE: Counter
-    LOADER_ERRORS: Counter
-    QUEUE_DEPTH: Gauge
-    IN_FLIGHT: Gauge
-    MASTER_CACHE: Counter
-    MASTER_CACHE_BYTES: Gauge
-
-
-def _create() -> Collectors:
-    from prometheus_client import Counter, Gauge, Histogram
-
-    return Collectors(
-        REQUESTS=Counter(
-            "thumbor_py_requests",
-            "HTTP requests answered, by route and status.",
-            ["route", "status"],
-        ),
-        STAGE_SECONDS=Histogram(
-            "thumbor_py_stage_seconds",
-            "Seconds spent per pipeline stage: queue_wait, load, decode, render, store, "
-            "storage_hit.",
-            ["stage"],
-            buckets=_STAGE_BUCKETS,
-        ),
-        RESULT_STORAGE=Counter(
-            "thumbor_py_result_storage",
-            "Result-storage outcomes: hit, miss, error, skipped, write, write_failure.",
-            ["outcome"],
-        ),
-        LOADER_ERRORS=Counter(
-            "thumbor_py_loader_errors", "Source loads that failed, by error kind.", ["kind"]
-        ),
-        QUEUE_DEPTH=Gauge(
-            "thumbor_py_render_queue_depth",
-            "Renders waiting for a render thread.",
-            multiprocess_mode="livesum",
-        ),
-        IN_FLIGHT=Gauge(
-            "thumbor_py_renders_in_flight", "Renders running now.", multiprocess_mode="livesum"
-        ),
-        MASTER_CACHE=Counter(
-            "thumbor_py_master_cache",
-            "Master (decoded source) cache outcomes: hit, miss, store, evict.",
-            ["outcome"],
-        ),
-        MASTER_CACHE_BYTES=Gauge(
-            "thumbor_py_master_cache_bytes",
-            "Bytes (sources and master pixels) held by the master cache.",
-            multiprocess_mode="livesum",
-        ),
-    )
-
-
-_collectors: Collectors | None = None
 _creating = threading.Lock()
 
 
-def collectors() -> Collectors:
-    """The process's collectors, created on the first call."""
-    global _collectors
-    with _creating:
-        if _collectors is None:
-            _collectors = _create()
-        return _collectors
+class _Lazy:
+    """A collector that is created (and registered) on first use."""
+
+    def __init__(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._kind = kind
+        self._args = args
+        self._kwargs = kwargs
+        self._made: object | None = None
+
+    def made(self) -> object:
+        """The collector, created now if it was not yet."""
+        made = self._made  # after start-up, every use takes this path: no lock
+        if made is None:
+            with _creating:
+                if self._made is None:
+                    kind = getattr(importlib.import_module("prometheus_client"), self._kind)
+                    self._made = kind(*self._args, **self._kwargs)
+                made = self._made
+        return made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
 
 
-if TYPE_CHECKING:
-    REQUESTS: Counter
-    STAGE_SECONDS: Histogram
-    RESULT_STORAGE: Counter
-    LOADER_ERRORS: Counter
-    QUEUE_DEPTH: Gauge
-    IN_FLIGHT: Gauge
-    MASTER_CACHE: Counter
-    MASTER_CACHE_BYTES: Gauge
-else:
+_ALL: list[_Lazy] = []
 
-    def __getattr__(name: str) -> object:
-        """``metrics.REQUESTS`` and the others, created on first use."""
-        if name in Collectors.__dataclass_fields__:
-            return getattr(collectors(), name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def _lazy(kind: str, *args: Any, **kwargs: Any) -> Any:
+    collector = _Lazy(kind, args, kwargs)
+    _ALL.append(collector)
+    return collector
+
+
+REQUESTS: Counter = _lazy(
+    "Counter",
+    "thumbor_py_requests",
+    "HTTP requests answered, by route and status.",
+    ["route", "status"],
+)
+STAGE_SECONDS: Histogram = _lazy(
+    "Histogram",
+    "thumbor_py_stage_seconds",
+    "Seconds spent per pipeline stage: queue_wait, load, decode, render, store, storage_hit.",
+    ["stage"],
+    buckets=_STAGE_BUCKETS,
+)
+RESULT_STORAGE: Counter = _lazy(
+    "Counter",
+    "thumbor_py_result_storage",
+    "Result-storage outcomes: hit, miss, error, skipped, write, write_failure.",
+    ["outcome"],
+)
+LOADER_ERRORS: Counter = _lazy(
+    "Counter", "thumbor_py_loader_errors", "Source loads that failed, by error kind.", ["kind"]
+)
+QUEUE_DEPTH: Gauge = _lazy(
+    "Gauge",
+    "thumbor_py_render_queue_depth",
+    "Renders waiting for a render thread.",
+    multiprocess_mode="livesum",
+)
+IN_FLIGHT: Gauge = _lazy(
+    "Gauge", "thumbor_py_renders_in_flight", "Renders running now.", multiprocess_mode="livesum"
+)
+MASTER_CACHE: Counter = _lazy(
+    "Counter",
+    "thumbor_py_master_cache",
+    "Master (decoded source) cache outcomes: hit, miss, store, evict.",
+    ["outcome"],
+)
+MASTER_CACHE_BYTES: Gauge = _lazy(
+    "Gauge",
+    "thumbor_py_master_cache_bytes",
+    "Bytes (sources and master pixels) held by the master cache.",
+    multiprocess_mode="livesum",
+)
+
+
+def create_all() -> None:
+    """Create every collector now (start-up calls it, after choosing the samples folder)."""
+    for collector in _ALL:
+        collector.made()
 
 
 @contextmanager
@@ -122,7 +117,7 @@ def timed(stage: str) -> Iterator[None]:
     try:
         yield
     finally:
-        collectors().STAGE_SECONDS.labels(stage=stage).observe(time.perf_counter() - started)
+        STAGE_SECONDS.labels(stage=stage).observe(time.perf_counter() - started)
 
 
 def exposition() -> tuple[bytes, str]:
@@ -135,7 +130,7 @@ def exposition() -> tuple[bytes, str]:
         multiprocess,
     )
 
-    collectors()  # a scrape before any request still lists every metric
+    create_all()  # a scrape before any request still lists every metric
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

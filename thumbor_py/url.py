@@ -183,18 +183,16 @@ def split_signed_path(raw_path: str) -> tuple[str, str]:
 _Stage = Callable[[str, dict[str, Any]], bool]
 
 
-def _stage_debug(seg: str, out: dict[str, Any]) -> bool:
-    if seg != "debug":
-        return False
-    out["debug"] = True
-    return True
+def _flag(name: str) -> _Stage:
+    """The stage of a bare keyword segment (``debug``, ``meta``, ``smart``)."""
 
+    def stage(seg: str, out: dict[str, Any]) -> bool:
+        if seg != name:
+            return False
+        out[name] = True
+        return True
 
-def _stage_meta(seg: str, out: dict[str, Any]) -> bool:
-    if seg != "meta":
-        return False
-    out["meta"] = True
-    return True
+    return stage
 
 
 def _stage_trim(seg: str, out: dict[str, Any]) -> bool:
@@ -264,23 +262,16 @@ def _stage_valign(seg: str, out: dict[str, Any]) -> bool:
     return True
 
 
-def _stage_smart(seg: str, out: dict[str, Any]) -> bool:
-    if seg != "smart":
-        return False
-    out["smart"] = True
-    return True
-
-
 _STAGES: tuple[_Stage, ...] = (
-    _stage_debug,
-    _stage_meta,
+    _flag("debug"),
+    _flag("meta"),
     _stage_trim,
     _stage_crop,
     _stage_fit_in,
     _stage_size,
     _stage_halign,
     _stage_valign,
-    _stage_smart,
+    _flag("smart"),
 )
 
 

@@ -94,19 +94,18 @@ def target_dimensions(request: ResizeRequest, size: tuple[int, int]) -> tuple[fl
     width, height = size
     if not request.width and not request.height:
         return float(width), float(height)
-    if request.width == "orig":
-        target_w = float(width)
-    elif request.width:
-        target_w = float(request.width)
-    else:
-        target_w = proportional(_numeric(request.height, height), width, height)
-    if request.height == "orig":
-        target_h = float(height)
-    elif request.height:
-        target_h = float(request.height)
-    else:
-        target_h = proportional(_numeric(request.width, width), height, width)
+    target_w = _target(request.width, width, request.height, height)
+    target_h = _target(request.height, height, request.width, width)
     return target_w, target_h
+
+
+def _target(value: Dimension, own: int, other_value: Dimension, other: int) -> float:
+    """One side of the target: ``orig``, a number, or 0 for proportional to the other."""
+    if value == "orig":
+        return float(own)
+    if value:
+        return float(value)
+    return proportional(_numeric(other_value, other), own, other)
 
 
 def _numeric(value: Dimension, orig: int) -> int:
