@@ -207,7 +207,7 @@ class Pipeline:
         # the same loader and so the same source rules.
         wanted = self._renderer.sources(request)
         source, extra = await asyncio.gather(
-            self._pixel_source(wanted.image, slot, deadline),
+            self._pixel_source(wanted.image, slot, deadline, decode=not request.meta),
             asyncio.gather(*(self._load(url) for url in wanted.resources)),
         )
         job = functools.partial(
@@ -221,13 +221,14 @@ class Pipeline:
         return await self._execute(job, slot, deadline)
 
     async def _pixel_source(
-        self, identity: str, slot: _Slot, deadline: float | None
+        self, identity: str, slot: _Slot, deadline: float | None, *, decode: bool
     ) -> PixelSource:
         """The source ``identity`` to render from: its cached master, or (on a miss) its
-        bytes, loaded and decoded once for every render that wants it now."""
-        if self._masters is None:
+        bytes, loaded and decoded once for every render that wants it now. Without
+        ``decode`` (``meta/`` reads the header only) a miss loads the bytes alone."""
+        cached = self._masters.get(identity) if self._masters is not None else None
+        if self._masters is None or (cached is None and not decode):
             return PixelSource(identity, (await self._load(identity)).data)
-        cached = self._masters.get(identity)
         shared = cached is not None or self._sources.running(identity)
         metrics.MASTER_CACHE.labels(outcome="hit" if shared else "miss").inc()
         if cached is not None:

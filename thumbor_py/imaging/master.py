@@ -8,10 +8,15 @@ the original again: the master is reduced by the largest integer factor that sti
 every output pixel (what JPEG drafting would have done) and the usual Lanczos pass follows,
 so outputs stay within a few grey levels of a direct render.
 
-The cache is per process, bounded by bytes (``imaging.master_cache_bytes``, least recently
-used first out) and by age (``imaging.master_ttl``, so a changed source shows within it).
-Masters are shared between render threads and never modified: renders get a read-only view,
-and Pillow copies a read-only image before any in-place change.
+A render reads a :class:`PixelSource`: the source's bytes, with its master when one is
+cached. The cache keeps the two together, so a render the master cannot serve (a size larger
+than the master, a debug or trim render that needs every pixel, detection that wants the
+full image) decodes the bytes within the same render. The pipeline looks the cache up and
+fills it; the cache is per process, bounded by bytes (``imaging.master_cache_bytes``, the
+encoded sources and the master pixels together, least recently used first out) and by age
+(``imaging.master_ttl``, so a changed source shows within it). Masters are shared between
+render threads and never modified: renders get a read-only view, and Pillow copies a
+read-only image before any in-place change.
 """
 
 from __future__ import annotations
