@@ -22,9 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp import web
 
 from thumbor_py.app import PIPELINE_KEY, create_app
-from thumbor_py.config import Config, load_config
-from thumbor_py.imaging.filters import build_registry
-from thumbor_py.imaging.transform import Rendered, Renderer
+from thumbor_py.assembly import build_renderer
+from thumbor_py.config import Config, PluginConfig, load_config
+from thumbor_py.imaging.master import PixelSource
+from thumbor_py.imaging.output import Rendered
+from thumbor_py.imaging.transform import Renderer
 from thumbor_py.url import ImageRequest
 
 _renderer: Renderer | None = None
@@ -32,14 +34,18 @@ _renderer: Renderer | None = None
 
 def _start(config: Config) -> None:
     global _renderer
-    _renderer = Renderer(config.imaging, build_registry())
+    _renderer = build_renderer(config.imaging)
 
 
 def _render(
-    data: bytes, request: ImageRequest, format_class: str, resources: Mapping[str, bytes]
+    source: PixelSource,
+    request: ImageRequest,
+    format_class: str,
+    resources: Mapping[str, bytes],
+    deadline: float | None,
 ) -> Rendered:
     assert _renderer is not None
-    return _renderer.render(data, request, format_class, resources=resources)
+    return _renderer.render(source, request, format_class, resources=resources, deadline=deadline)
 
 
 class PoolAdapter(Executor):
@@ -50,11 +56,12 @@ class PoolAdapter(Executor):
         self._pool = pool
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        run = args[0]  # partial(_render_in_thread, queued_at, deadline, job)
+        run = args[0]  # partial(_in_thread, queued_at, deadline, job, stage)
         job = run.args[2]
         assert isinstance(job, partial), "expected a render job"
-        data, request, format_class = job.args
-        return self._pool.submit(_render, data, request, format_class, job.keywords["resources"])
+        source, request, format_class = job.args
+        resources, deadline = job.keywords["resources"], job.keywords["deadline"]
+        return self._pool.submit(_render, source, request, format_class, resources, deadline)
 
 
 def main() -> None:
@@ -80,9 +87,16 @@ def _fields(section: object) -> dict[str, object]:
     import dataclasses
 
     values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}  # type: ignore[arg-type]
-    return {
-        key: list(value) if isinstance(value, tuple) else value for key, value in values.items()
-    }
+    return {key: _plain(value) for key, value in values.items()}
+
+
+def _plain(value: object) -> object:
+    """A config value as YAML would give it (lists, and plugins as mappings)."""
+    if isinstance(value, PluginConfig):
+        return {"use": value.use, "settings": dict(value.settings)}
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 if __name__ == "__main__":

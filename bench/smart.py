@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from thumbor_py.assembly import build_renderer
 from thumbor_py.config import ImagingConfig
-from thumbor_py.imaging.filters import build_registry
+from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.transform import Renderer
 from thumbor_py.url import parse
 
@@ -44,15 +45,15 @@ def phone_photo(name: str, seed: int = 1) -> bytes:
 
 def _timed(renderer: Renderer, data: bytes, path: str) -> float:
     start = time.perf_counter()
-    renderer.render(data, parse(path))
+    renderer.render(PixelSource("a.jpg", data), parse(path))
     return (time.perf_counter() - start) * 1000
 
 
 def measure(data: bytes, runs: int) -> dict[str, float]:
     """Median milliseconds of a plain, a cold-cache smart and a warm-cache smart render."""
     config = ImagingConfig()
-    warm = Renderer(config, build_registry())
-    cold = Renderer(dataclasses.replace(config, detection_cache_size=0), build_registry())
+    warm = build_renderer(config)
+    cold = build_renderer(dataclasses.replace(config, detection_cache_size=0))
     _timed(warm, data, "/unsafe/300x200/smart/a.jpg")  # loads the cascade, fills the cache
     _timed(cold, data, "/unsafe/300x200/smart/a.jpg")
     times: dict[str, list[float]] = {"plain": [], "smart (cold)": [], "smart (warm)": []}
