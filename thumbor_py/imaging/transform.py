@@ -239,12 +239,7 @@ class Renderer:
         config = self._config
         if image.width * image.height >= min(config.detection_pixels, work[0] * work[1]):
             return image
-        opened = formats.open_image(
-            data,
-            max_pixels=config.max_pixels,
-            respect_orientation=config.respect_orientation,
-            max_frames=config.max_frames,
-        )
+        opened = self._open(data)
         size = detection_size(opened.oriented_size, config.detection_pixels)
         return formats.normalize_mode(formats.load_pixels(opened, size))
 
