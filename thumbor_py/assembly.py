@@ -44,7 +44,8 @@ IO_THREADS = 16
 
 
 class Given(TypedDict, total=False):
-    """Parts built by the caller (tests, an embedding application), used as they are."""
+    """Parts built by the caller (tests, an embedding application), used as they are and
+    started and closed with the app like the built ones."""
 
     loader: Loader
     result_storage: ResultStorage  # still goes behind the configured guard
@@ -80,7 +81,9 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
     )
     io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="thumbor-py-io")
     context = PluginContext(max_source_bytes=config.imaging.max_source_bytes, executor=io_pool)
-    loader = given["loader"] if "loader" in given else build_loader(config, context)
+    loader = given.get("loader")
+    if loader is None:
+        loader = build_loader(config, context)
     result_storage = given.get("result_storage")
     if result_storage is None:
         result_storage = build_result_storage(config, context)
