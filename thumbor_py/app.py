@@ -15,14 +15,14 @@ from aiohttp import web
 
 from thumbor_py import metrics, signing, url
 from thumbor_py.config import Config
-from thumbor_py.errors import ConfigError, HttpError, OverloadedError
+from thumbor_py.errors import ConfigError, HttpError, OverloadedError, StorageUnavailableError
 from thumbor_py.imaging.filters import build_registry
 from thumbor_py.imaging.transform import Renderer
 from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import negotiate
 from thumbor_py.pipeline import Outcome, Pipeline, StoragePolicy
 from thumbor_py.plugins import Lifecycle, PluginContext, ResultStorage, create_plugin
-from thumbor_py.results import GuardedResultStorage
+from thumbor_py.results import GuardedResultStorage, readiness
 from thumbor_py.routing import build_loader
 
 log = logging.getLogger("thumbor_py")
@@ -72,7 +72,7 @@ def create_app(config: Config) -> web.Application:
         ),
         deadline=config.server.request_timeout,
     )
-    plugins = (loader,) + ((storage.storage,) if storage is not None else ())
+    plugins = (loader,) + ((storage,) if storage is not None else ())
     app.cleanup_ctx.append(_lifecycle(_Resources(plugins, (render_pool, io_pool))))
     app.router.add_get("/healthcheck", healthcheck, name="healthcheck")
     app.router.add_get("/readyz", readyz, name="readyz")
@@ -126,12 +126,10 @@ async def healthcheck(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the configured result storage answers within its timeout."""
-    storage = request.app.get(STORAGE_KEY)
-    if storage is not None:
-        problem = await storage.check()
-        if problem is not None:
-            return web.Response(status=503, text=f"not ready: {problem}", headers=_NO_STORE)
+    """Readiness: ready while images can be served (see ``results.readiness``)."""
+    required = request.app[CONFIG_KEY].result_storage.required_for_readiness
+    if not (await readiness(request.app.get(STORAGE_KEY), required=required)).ready:
+        raise StorageUnavailableError("not ready: result storage unavailable")
     return web.Response(text="READY", headers=_NO_STORE)
 
 
@@ -201,7 +199,7 @@ async def purge_source(config: Config, source: str) -> int:
     runner = web.AppRunner(app)
     await runner.setup()  # starts the plugins' clients, as serving would
     try:
-        return await storage.storage.purge(source)
+        return await storage.purge(source)
     finally:
         await runner.cleanup()
 
@@ -219,7 +217,7 @@ async def purge(request: web.Request) -> web.Response:
     storage = request.app.get(STORAGE_KEY)
     if storage is None:
         return web.Response(status=409, text="no result storage is configured", headers=_NO_STORE)
-    count = await storage.storage.purge(source)
+    count = await storage.purge(source)
     return web.json_response({"source": source, "purged": count}, headers=_NO_STORE)
 
 

@@ -41,6 +41,16 @@ RESULT_STORAGE = Counter(
     "Result-storage outcomes: hit, miss, error, skipped, write, write_failure.",
     ["outcome"],
 )
+STORAGE_BUGS = Counter(
+    "thumbor_py_storage_bugs",
+    "Result-storage calls that raised something no backend failure raises (a bug), by call.",
+    ["call"],
+)
+RESULT_STORAGE_DEGRADED = Gauge(
+    "thumbor_py_result_storage_degraded",
+    "1 while the result storage is failing (images are still served, without it), else 0.",
+    multiprocess_mode="livemax",
+)
 LOADER_ERRORS = Counter(
     "thumbor_py_loader_errors", "Source loads that failed, by error kind.", ["kind"]
 )
