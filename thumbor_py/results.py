@@ -263,5 +263,8 @@ def _one_line(exc: BaseException, timeout: float) -> str:
         return f"no answer within {timeout:g}s"
     if isinstance(exc, StorageError):
         return str(exc)
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    if type(exc).__module__.startswith("pymongo"):
+        return type(exc).__name__  # its text is the driver's whole topology description
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first if len(first) <= 120 else first[:119] + "…"
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
