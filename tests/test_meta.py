@@ -95,6 +95,9 @@ STATUS_TABLE: dict[type[HttpError], int] = {
     errors.UpstreamError: 502,
     errors.UpstreamTimeoutError: 504,
     errors.OverloadedError: 503,
+    errors.StorageError: 503,
+    errors.StorageUnavailableError: 503,
+    errors.StorageKeyError: 500,
 }
 
 

@@ -4,23 +4,27 @@ flight, outages degrade to plain rendering, purge."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import SAMPLES, free_port
 from tests.fakes import CountingLoader, MotoMemoryResultStorage
 from thumbor_py.app import PIPELINE_KEY, STORAGE_KEY, create_app
 from thumbor_py.config import Config
+from thumbor_py.plugins import PluginContext, StoredResult
 from thumbor_py.signing import signed_path
 
 KEY = "storage-test-key"
@@ -65,7 +69,7 @@ def stored_files(root: Path) -> list[Path]:
     ]
 
 
-async def settle(client: TestClient) -> None:
+async def settle(client: TestClient[web.Request, web.Application]) -> None:
     """Wait for background result-storage writes."""
     await client.app[PIPELINE_KEY].drain(5)
 
@@ -210,12 +214,9 @@ def hanging_port() -> Iterator[int]:
         server.close()
 
 
-@pytest.mark.parametrize("target", ["closed", "hanging"])
-async def test_storage_outages_degrade_to_rendering(
-    aiohttp_client: Any, target: str, hanging_port: int
-) -> None:
-    port = free_port() if target == "closed" else hanging_port
-    storage = {
+def dead_storage(port: int, **extra: Any) -> dict[str, Any]:
+    """An ``s3`` result storage whose S3 and MongoDB are both at ``port`` (closed or silent)."""
+    return {
         "use": "s3",
         "timeout": 1.0,
         "settings": {
@@ -228,12 +229,21 @@ async def test_storage_outages_degrade_to_rendering(
                 "timeout_ms": 300,
             },
         },
+        **extra,
     }
-    client = await aiohttp_client(create_app(config(storage)))
+
+
+@pytest.mark.parametrize("target", ["closed", "hanging"])
+async def test_storage_outages_degrade_to_rendering(
+    aiohttp_client: Any, target: str, hanging_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port() if target == "closed" else hanging_port
+    client = await aiohttp_client(create_app(config(dead_storage(port))))
     path = signed_path(KEY, "90x90/rocket.jpg")
     started = time.monotonic()
-    first = await client.get(path)
-    second = await client.get(path)
+    with caplog.at_level(logging.WARNING, logger="thumbor_py.results"):
+        first = await client.get(path)
+        second = await client.get(path)
     elapsed = time.monotonic() - started
     assert (first.status, second.status) == (200, 200)
     assert (await first.read()) == (await second.read())
@@ -241,6 +251,99 @@ async def test_storage_outages_degrade_to_rendering(
     guard_counters = client.app[STORAGE_KEY].counters
     assert guard_counters.error >= 1
     assert guard_counters.skipped >= 1
+    # One line per pause: where, what, for how long; not the driver's topology dump.
+    (line,) = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert line.startswith("result storage get failed: ")
+    assert "pausing it for 10s" in line
+    assert len(line) < 160
+    if target == "closed":
+        assert f"MongoDB 127.0.0.1:{port}: ServerSelectionTimeoutError" in line
+
+
+async def test_readyz_stays_ready_while_the_storage_is_down(aiohttp_client: Any) -> None:
+    port = free_port()
+    client = await aiohttp_client(create_app(config(dead_storage(port))))
+    ready = await client.get("/readyz")
+    assert (ready.status, await ready.text()) == (200, "READY")
+    image = await client.get(signed_path(KEY, "40x40/rocket.jpg"))
+    assert image.status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert "thumbor_py_result_storage_degraded 1.0" in metrics
+    assert 'thumbor_py_result_storage_total{outcome="error"}' in metrics
+
+
+async def test_readyz_can_require_the_storage_and_names_no_host(aiohttp_client: Any) -> None:
+    port = free_port()
+    storage = dead_storage(port, required_for_readiness=True)
+    client = await aiohttp_client(create_app(config(storage)))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    text = await response.text()
+    assert text == "not ready: result storage unavailable"
+    assert str(port) not in text
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_readyz_names_no_storage_path(aiohttp_client: Any, tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    root.write_text("a file where the storage folder should be")
+    storage = file_storage(root, required_for_readiness=True)
+    client = await aiohttp_client(create_app(config(storage)))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert str(tmp_path) not in await response.text()
+
+
+async def test_a_purge_during_an_outage_is_a_503(aiohttp_client: Any) -> None:
+    port = free_port()
+    client = await aiohttp_client(create_app(config(dead_storage(port), admin={"token": "s3cret"})))
+    response = await client.delete(
+        "/admin/results?source=rocket.jpg", headers={"Authorization": "Bearer s3cret"}
+    )
+    assert response.status == 503
+    text = await response.text()
+    assert text == "result storage unavailable: the purge did not finish, try again"
+
+
+async def test_a_storage_plugin_bug_does_not_pause_the_storage(
+    aiohttp_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = {"use": "tests.test_result_storage_http:BuggyResultStorage", "settings": {}}
+    client = await aiohttp_client(create_app(config(storage)))
+    path = signed_path(KEY, "30x30/rocket.jpg")
+    with caplog.at_level(logging.ERROR, logger="thumbor_py.results"):
+        responses = [await client.get(path) for _ in range(2)]
+    assert [r.status for r in responses] == [200, 200]
+    guard = client.app[STORAGE_KEY]
+    assert guard.available
+    assert guard.counters.bug >= 2  # every request still tried the storage
+    assert all(r.exc_info is not None for r in caplog.records)
+
+
+class BuggyResultStorage:
+    """A storage plugin with a bug: every lookup raises a TypeError."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Settings:
+        pass
+
+    def __init__(self, settings: Settings, context: PluginContext) -> None:
+        pass
+
+    async def get(self, key: str) -> StoredResult | None:
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    async def read(self, key: str, result: StoredResult) -> bytes | None:
+        return None
+
+    async def put(self, key: str, result: StoredResult, data: bytes) -> None:
+        pass
+
+    async def delete(self, key: str) -> None:
+        pass
+
+    async def purge(self, source: str) -> int:
+        return 0
 
 
 async def test_admin_purge_needs_the_token(aiohttp_client: Any, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from blockbuster import BlockBuster
 
 from tests.result_storages.memory_collection import MemoryCollection
 
@@ -39,10 +38,3 @@ async def collection(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     finally:
         await collection.drop()
         await client.close()
-
-
-@pytest.fixture
-def pymongo_may_probe(blockbuster: BlockBuster) -> None:
-    """PyMongo stats ``/.dockerenv`` once when a client first connects, on the loop: allow it."""
-    for function in blockbuster.functions.values():
-        function.can_block_functions.append(("pymongo/pool_options.py", {"get_container_env_info"}))

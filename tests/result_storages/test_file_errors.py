@@ -29,6 +29,14 @@ def files(root: Path) -> set[str]:
     return {p.name for p in root.rglob("*") if p.is_file() and "sources" not in p.parts}
 
 
+def meta_file(root: Path) -> Path:
+    return next(root.rglob(f"{KEY}.json"))
+
+
+def body_file(root: Path) -> Path:
+    return next(p for p in root.rglob(KEY) if "sources" not in p.parts)
+
+
 def failing_reads(root: Path, suffix: str, error: OSError) -> Callable[[Path], bytes]:
     """``Path.read_bytes`` that fails for stored files ending with ``suffix``."""
     original = Path.read_bytes
@@ -97,7 +105,7 @@ async def test_behind_the_guard_a_read_error_is_a_miss_and_keeps_the_result(
 async def test_a_real_permission_error_deletes_nothing(tmp_path: Path) -> None:
     store = storage(tmp_path)
     await store.put(KEY, variant(), BODY)
-    meta = next(tmp_path.rglob(f"{KEY}.json"))
+    meta = meta_file(tmp_path)
     meta.chmod(0)
     try:
         with pytest.raises(StorageUnavailableError):
@@ -120,7 +128,7 @@ async def test_a_real_permission_error_deletes_nothing(tmp_path: Path) -> None:
 async def test_corrupt_metadata_is_dropped(tmp_path: Path, metadata: bytes) -> None:
     store = storage(tmp_path)
     await store.put(KEY, variant(), BODY)
-    next(tmp_path.rglob(f"{KEY}.json")).write_bytes(metadata)
+    meta_file(tmp_path).write_bytes(metadata)
     assert await store.get(KEY) is None
     assert not {KEY, f"{KEY}.json"} & files(tmp_path)
 
@@ -132,6 +140,6 @@ async def test_a_body_of_the_wrong_length_is_dropped(tmp_path: Path, body: bytes
     hit = await store.get(KEY)
     assert hit is not None
     assert hit.size == len(BODY)
-    next(p for p in tmp_path.rglob(KEY) if "sources" not in p.parts).write_bytes(body)
+    body_file(tmp_path).write_bytes(body)
     assert await store.read(KEY, hit) is None
     assert not {KEY, f"{KEY}.json"} & files(tmp_path)

@@ -139,7 +139,6 @@ async def test_documents_without_a_pending_field_are_complete(collection: Any) -
     assert await MongoMetadataStore(collection).find("old") == variant()
 
 
-@pytest.mark.usefixtures("pymongo_may_probe")
 async def test_an_outage_is_one_line_with_host_and_error_class() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -161,7 +160,9 @@ async def test_an_outage_is_one_line_with_host_and_error_class() -> None:
     [
         pytest.param("mongodb://h:27017/", "h:27017", id="plain"),
         pytest.param("mongodb://u:p@a:1,b:2/db?x=1", "a:1,b:2", id="credentials-replica-set"),
-        pytest.param("mongodb+srv://u:p@cluster.example.com/?tls=true", "cluster.example.com", id="srv"),
+        pytest.param(
+            "mongodb+srv://u:p@cluster.example.com/?tls=true", "cluster.example.com", id="srv"
+        ),
     ],
 )
 def test_hosts_of_hides_credentials(uri: str, hosts: str) -> None:
