@@ -399,3 +399,27 @@ async def test_purge_command_deletes_stored_variants(aiohttp_client: Any, tmp_pa
     assert len(stored_files(root)) == 1
     again = await client.get(signed_path(KEY, "30x30/coffee.jpg"))
     assert "X-Result-Storage" not in again.headers
+
+
+async def test_the_purge_command_reports_an_outage_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        f"security: {{key: {KEY}}}\n"
+        "result_storage:\n"
+        "  use: s3\n"
+        "  settings:\n"
+        "    bucket: results\n"
+        f"    endpoint_url: http://127.0.0.1:{port}\n"
+        "    max_attempts: 1\n"
+        f"    metadata: {{uri: 'mongodb://127.0.0.1:{port}/?directConnection=true',"
+        " timeout_ms: 200}\n"
+    )
+    command = [sys.executable, "-m", "thumbor_py", "purge", "-c", str(config_file)]
+    done = await asyncio.to_thread(
+        subprocess.run, [*command, "--source", "coffee.jpg"], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "thumbor-py: result storage unavailable: the purge did not finish, try again"
+    assert "Traceback" not in done.stderr
