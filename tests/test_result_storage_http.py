@@ -19,12 +19,13 @@ import boto3
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from tests.conftest import SAMPLES, free_port
 from tests.fakes import CountingLoader, MotoMemoryResultStorage
 from thumbor_py.app import PIPELINE_KEY, STORAGE_KEY, create_app
 from thumbor_py.config import Config
-from thumbor_py.plugins import PluginContext, StoredResult
+from thumbor_py.plugins import PluginContext, Source, StoredResult
 from thumbor_py.signing import signed_path
 
 KEY = "storage-test-key"
@@ -423,3 +424,52 @@ async def test_the_purge_command_reports_an_outage_in_one_line(tmp_path: Path) -
     last = done.stderr.strip().splitlines()[-1]
     assert last == "thumbor-py: result storage unavailable: the purge did not finish, try again"
     assert "Traceback" not in done.stderr
+
+
+class AnyNameLoader:
+    """Serves one sample image whatever the source is named."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Settings:
+        pass
+
+    def __init__(self, settings: Settings, context: PluginContext) -> None:
+        self._data = (SAMPLES / "coffee.jpg").read_bytes()
+
+    async def load(self, source: str) -> Source:
+        return Source(data=self._data, content_type="image/jpeg")
+
+
+@pytest.mark.parametrize(
+    ("image", "location_path"),
+    [
+        pytest.param("a%3Fb.jpg", "a%3Fb.jpg", id="question-mark"),
+        pytest.param("a%23b.jpg", "a%23b.jpg", id="hash"),
+        pytest.param("a%20b.jpg", "a%20b.jpg", id="space"),
+        pytest.param("a%2541.jpg", "a%2541.jpg", id="percent-41"),
+        pytest.param("x/%2E%2E/a.jpg", "x/%252E%252E/a.jpg", id="dot-dot"),
+        pytest.param("a%0Db.jpg", "a%250Db.jpg", id="CR"),
+    ],
+)
+async def test_redirect_locations_are_percent_encoded(
+    aiohttp_client: Any, s3_endpoint: str, image: str, location_path: str
+) -> None:
+    storage = moto_memory_storage(s3_endpoint, public_url="https://cdn.example.com/{object_key}")
+    cfg = Config.from_mapping(
+        {
+            "security": {"key": KEY},
+            "loader": {"use": "tests.test_result_storage_http:AnyNameLoader", "settings": {}},
+            "result_storage": storage,
+        },
+        env={},
+    )
+    client = await aiohttp_client(create_app(cfg))
+    path = URL(signed_path(KEY, f"32x32/{image}"), encoded=True)  # sent as written
+    first = await client.get(path)
+    assert first.status == 200
+    await settle(client)
+    hit = await client.get(path, allow_redirects=False)
+    assert hit.status == 302
+    location = hit.headers["Location"]
+    assert location.startswith(f"https://cdn.example.com/results/{location_path}/")
+    assert location.endswith(".jpg")

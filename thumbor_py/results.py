@@ -241,9 +241,15 @@ class GuardedResultStorage:
 
     async def readiness(self, *, required: bool) -> Readiness:
         """Ready while images can be served: a degraded storage makes the server not ready
-        only when the operator set ``result_storage.required_for_readiness``."""
+        only when the operator set ``result_storage.required_for_readiness``.
+
+        Only then is the storage probed (within the call timeout); otherwise the answer is
+        immediate, and ``degraded`` is what the last storage call saw.
+        """
+        if not required:
+            return Readiness(ready=True, degraded=self.degraded)
         degraded = await self.check() is not None
-        return Readiness(ready=not (degraded and required), degraded=degraded)
+        return Readiness(ready=not degraded, degraded=degraded)
 
 
 async def readiness(storage: GuardedResultStorage | None, *, required: bool) -> Readiness:

@@ -216,19 +216,28 @@ async def test_the_guard_starts_and_closes_its_storage() -> None:
     assert not hasattr(guard, "storage")  # no reaching through
 
 
-@pytest.mark.parametrize(("required", "ready"), [(False, True), (True, False)])
-async def test_readiness_survives_an_outage_unless_required(required: bool, ready: bool) -> None:
+async def test_readiness_survives_an_outage_without_probing() -> None:
     fake = FakeStorage()
     guard = guarded(fake)
-    assert await readiness(guard, required=required) == Readiness(ready=True, degraded=False)
+    assert await readiness(guard, required=False) == Readiness(ready=True, degraded=False)
+    assert fake.calls == []  # answered at once: a slow storage cannot time the probe out
     fake.error = ConnectionRefusedError(111, "refused")
-    state = await readiness(guard, required=required)
-    assert (state.ready, state.degraded) == (ready, True)
+    await guard.get("hit")  # a request meets the outage
+    assert await readiness(guard, required=False) == Readiness(ready=True, degraded=True)
+    assert fake.calls == ["get"]
+
+
+async def test_readiness_can_require_the_storage() -> None:
+    fake = FakeStorage()
+    guard = guarded(fake)
+    assert await readiness(guard, required=True) == Readiness(ready=True, degraded=False)
+    fake.error = ConnectionRefusedError(111, "refused")
+    assert await readiness(guard, required=True) == Readiness(ready=False, degraded=True)
     calls = len(fake.calls)
-    state = await readiness(guard, required=required)  # paused: no new probe
-    assert (state.ready, state.degraded) == (ready, True)
-    assert len(fake.calls) == calls
-    assert await readiness(None, required=required) == Readiness(ready=True, degraded=False)
+    assert await readiness(guard, required=True) == Readiness(ready=False, degraded=True)
+    assert len(fake.calls) == calls  # paused: no new probe
+    fake.error = None
+    assert await readiness(None, required=True) == Readiness(ready=True, degraded=False)
 
 
 async def test_readiness_probes_are_not_counted_as_lookups() -> None:
