@@ -173,12 +173,15 @@ def http_status(exc: ClientError) -> int:
 
 
 def describe(exc: ClientError | BotoCoreError) -> str:
-    """A one-line cause with no secret in it: ``AccessDenied (403)``, ``NoCredentialsError``."""
+    """A one-line cause with no secret and no object key in it: ``AccessDenied (403)``,
+    ``NoCredentialsError``, ``EndpointConnectionError (ConnectionRefusedError)``."""
     if isinstance(exc, ClientError):
         return f"{error_code(exc) or 'error'} ({http_status(exc) or '?'})"
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
         return f"{type(exc).__name__}: no answer in time"
-    return f"{type(exc).__name__}: {exc}"
+    # Not str(exc): it holds the object's URL, which would make every key a new failure.
+    inner = getattr(exc, "kwargs", {}).get("error")
+    return f"{type(exc).__name__} ({type(inner).__name__})" if inner else type(exc).__name__
 
 
 def refuses_credentials(exc: ClientError | BotoCoreError) -> bool:

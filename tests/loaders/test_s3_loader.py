@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 
@@ -184,6 +185,9 @@ def _client_error(code: str, status: int) -> ClientError:
         pytest.param(_client_error("AccessDenied", 403), SourceNotFoundError, id="AccessDenied"),
         pytest.param(_client_error("403", 403), SourceNotFoundError, id="head-403"),
         pytest.param(_client_error("InternalError", 500), UpstreamError, id="500"),
+        pytest.param(_client_error("InvalidAccessKeyId", 403), UpstreamError, id="bad-key"),
+        pytest.param(_client_error("ExpiredToken", 400), UpstreamError, id="expired-token"),
+        pytest.param(NoCredentialsError(), UpstreamError, id="no-credentials"),
         pytest.param(_client_error("SlowDown", 503), UpstreamError, id="SlowDown"),
         pytest.param(ConnectTimeoutError(endpoint_url="http://x"), UpstreamTimeoutError, id="ct"),
         pytest.param(ReadTimeoutError(endpoint_url="http://x"), UpstreamTimeoutError, id="rt"),
@@ -327,3 +331,19 @@ async def test_no_credentials_through_http_is_a_one_line_502(
     text = await response.text()
     assert text == "the S3 storage refused access: the loader's key has no credentials"
     assert "testing" not in text
+
+
+async def test_an_unreachable_endpoint_is_logged_once_for_every_key(
+    make_s3: MakeS3, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    loader = await make_s3(bucket="b", endpoint_url=f"http://127.0.0.1:{port}", max_attempts=1)
+    with caplog.at_level(logging.WARNING, logger="loaders.s3"):
+        for name in ("a.jpg", "b.jpg", "c.jpg"):
+            with pytest.raises(UpstreamError):
+                await loader.load(name)
+    (record,) = caplog.records
+    assert "EndpointConnectionError" in record.getMessage()
+    assert "a.jpg" not in record.getMessage()
