@@ -38,7 +38,7 @@ STAGE_SECONDS = Histogram(
 )
 RESULT_STORAGE = Counter(
     "thumbor_py_result_storage",
-    "Result-storage outcomes: hit, miss, error, skipped, write, write_failure.",
+    "Result-storage outcomes: hit, miss, error, skipped, write, write_failure, refused, bug.",
     ["outcome"],
 )
 STORAGE_BUGS = Counter(
