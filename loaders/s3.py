@@ -8,18 +8,18 @@ variables, shared config files, instance roles).
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import re
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 
@@ -32,81 +32,49 @@ from thumbor_py.errors import (
     UpstreamTimeoutError,
 )
 from thumbor_py.plugins import PluginContext, Source
-from thumbor_py.s3client import s3_client
+from thumbor_py.s3client import (
+    S3Client,
+    S3Settings,
+    describe,
+    error_code,
+    http_status,
+    refuses_credentials,
+)
+
+log = logging.getLogger(__name__)
 
 SCHEME = "s3://"
 # botocore's own bucket-name check: anything else would fail parameter validation.
 _BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "404", "403"})
+# Distinct failures remembered for "log once"; forgotten all at once past this many.
+_MAX_REMEMBERED = 1024
 
 
 class S3Loader:
     """Loads objects from one S3-compatible endpoint."""
 
     @dataclass(frozen=True, slots=True, kw_only=True)
-    class Settings:
-        """``settings`` for the ``s3`` loader."""
+    class Settings(S3Settings):
+        """``settings`` for the ``s3`` loader (the shared :class:`S3Settings` plus its own)."""
 
-        bucket: str | None = None
         allowed_buckets: tuple[str, ...] = ()
-        prefix: str = ""
-        endpoint_url: str | None = None
-        region: str | None = None
-        access_key_id: str | None = None
-        secret_access_key: str | None = None
-        profile: str | None = None
-        addressing_style: Literal["auto", "virtual", "path"] = "auto"
-        max_pool_connections: int = 32
-        connect_timeout: float = 3.0
-        read_timeout: float = 10.0
-        max_attempts: int = 3
 
     def __init__(self, settings: Settings, context: PluginContext) -> None:
-        if settings.max_pool_connections <= 0 or settings.max_attempts <= 0:
-            raise ValueError("max_pool_connections and max_attempts must be greater than 0")
-        if settings.connect_timeout <= 0 or settings.read_timeout <= 0:
-            raise ValueError("connect_timeout and read_timeout must be greater than 0")
         if settings.bucket is not None and not _BUCKET.fullmatch(settings.bucket):
             raise ValueError(f"bucket {settings.bucket!r} is not a valid bucket name")
         self._settings = settings
+        self._s3 = S3Client(settings)
         self._max_bytes = context.max_source_bytes
-        self._executor: ThreadPoolExecutor | None = None
-        self._client: Any = None
+        self._logged: set[tuple[str, str]] = set()
 
     async def start(self) -> None:
         """Create the client (it reads config files, so off the loop) and its thread pool."""
-        if self._executor is not None:
-            return
-        executor = ThreadPoolExecutor(
-            max_workers=self._settings.max_pool_connections, thread_name_prefix="thumbor-py-s3"
-        )
-        loop = asyncio.get_running_loop()
-        self._client = await loop.run_in_executor(executor, self._create_client)
-        self._executor = executor
+        await self._s3.start()
 
     async def aclose(self) -> None:
         """Close the client's connection pool and join the threads, off the loop."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        client, self._client = self._client, None
-        await asyncio.get_running_loop().run_in_executor(executor, client.close)
-        await asyncio.to_thread(executor.shutdown, wait=True)
-
-    def _create_client(self) -> Any:
-        settings = self._settings
-        return s3_client(
-            endpoint_url=settings.endpoint_url,
-            region=settings.region,
-            access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key,
-            profile=settings.profile,
-            max_pool_connections=settings.max_pool_connections,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            max_attempts=settings.max_attempts,
-            addressing_style=settings.addressing_style,
-        )
+        await self._s3.aclose()
 
     def locate(self, source: str) -> tuple[str, str]:
         """The ``(bucket, key)`` that ``source`` names; refuses what the settings do not allow."""
@@ -133,25 +101,43 @@ class S3Loader:
 
     async def load(self, source: str) -> Source:
         """Fetch the object in the loader's own thread pool."""
-        if self._executor is None:
+        if not self._s3.started:
             raise RuntimeError("S3Loader.start() was not awaited")
         bucket, key = self.locate(source)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._get, bucket, key)
-
-    def _get(self, bucket: str, key: str) -> Source:
         try:
-            response = self._client.get_object(Bucket=bucket, Key=key)
-            body = response["Body"]
-            try:
-                length = response.get("ContentLength")
-                if length is not None and length > self._max_bytes:
-                    raise self._too_large(f"is {length} bytes")
-                data = body.read(self._max_bytes + 1)
-            finally:
-                body.close()
+            return await self._s3.call(self._get, bucket, key)
         except (ClientError, BotoCoreError) as exc:
+            self._warn_once(bucket, exc)
             raise translate_error(exc) from exc
+
+    def _warn_once(self, bucket: str, exc: ClientError | BotoCoreError) -> None:
+        """Log the cause of a failure at WARNING the first time it is seen (not per request)."""
+        if isinstance(exc, ClientError) and error_code(exc) in ("NoSuchKey", "404"):
+            return  # a plain miss: the 404 says it all
+        cause = describe(exc)
+        if (bucket, cause) in self._logged:
+            return
+        if len(self._logged) >= _MAX_REMEMBERED:
+            self._logged.clear()
+        self._logged.add((bucket, cause))
+        log.warning(
+            "S3 loader: bucket %s at %s failed with %s (answered %d; logged once)",
+            bucket,
+            self._settings.endpoint_label,
+            cause,
+            translate_error(exc).status,
+        )
+
+    def _get(self, client: Any, bucket: str, key: str) -> Source:
+        response = client.get_object(Bucket=bucket, Key=key)
+        body = response["Body"]
+        try:
+            length = response.get("ContentLength")
+            if length is not None and length > self._max_bytes:
+                raise self._too_large(f"is {length} bytes")
+            data = body.read(self._max_bytes + 1)
+        finally:
+            body.close()
         if len(data) > self._max_bytes:
             raise self._too_large("is larger")
         return Source(
@@ -167,14 +153,14 @@ class S3Loader:
 
 def translate_error(exc: ClientError | BotoCoreError) -> HttpError:
     """botocore's exceptions, by type and by the structured error code, to ours."""
+    if refuses_credentials(exc):
+        what = "has no credentials" if isinstance(exc, NoCredentialsError) else "was refused"
+        return UpstreamError(f"the S3 storage refused access: the loader's key {what}")
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        if error.get("Code") in _MISSING_CODES or (
-            400 <= status < 500 and status not in (408, 429)
-        ):
+        status = http_status(exc)
+        if error_code(exc) in _MISSING_CODES or (400 <= status < 500 and status not in (408, 429)):
             return SourceNotFoundError("source not found in S3")
-        return UpstreamError(f"S3 answered {status or error.get('Code', 'an error')}")
+        return UpstreamError(f"S3 answered {status or error_code(exc) or 'an error'}")
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
         return UpstreamTimeoutError("S3 timed out")
     if isinstance(exc, EndpointConnectionError) and _caused_by(

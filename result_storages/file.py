@@ -8,6 +8,11 @@ Layout under ``root``::
 
 Every file is written to a temporary name and renamed into place, so a reader never sees a
 half-written file. All I/O runs in the executor, never on the event loop.
+
+A read error (permission denied, too many open files, an I/O error) never deletes
+anything: it raises :class:`~thumbor_py.errors.StorageUnavailableError` and the guard
+degrades. Only a result that is really corrupt (metadata that does not parse, a body whose
+length is not the recorded size) is dropped.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from thumbor_py.errors import StorageUnavailableError
 from thumbor_py.plugins import PluginContext, StoredResult
 
 T = TypeVar("T")
@@ -44,7 +50,12 @@ class FileResultStorage:
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._context.executor, function, *args)
+        try:
+            return await loop.run_in_executor(self._context.executor, function, *args)
+        except OSError as exc:
+            # One line for the log: the error and the file, not a traceback.
+            what = exc.strerror or type(exc).__name__
+            raise StorageUnavailableError(f"file storage: {what}: {exc.filename}") from exc
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self._root / key[:2] / key[2:4]
@@ -60,13 +71,14 @@ class FileResultStorage:
     def _get(self, key: str) -> StoredResult | None:
         _, meta_path = self._paths(key)
         try:
-            document = json.loads(meta_path.read_text(encoding="utf-8"))
+            text = meta_path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
-            self._delete(key)  # unreadable metadata is as good as none
+        try:
+            result = _from_document(json.loads(text))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            self._delete(key)  # corrupt metadata is as good as none
             return None
-        result = _from_document(document)
         if result.expires_at is not None and result.expires_at <= datetime.now(UTC):
             self._delete(key)
             return None
@@ -74,15 +86,19 @@ class FileResultStorage:
 
     async def read(self, key: str, result: StoredResult) -> bytes | None:
         """The stored bytes, or None (and the metadata forgotten) if the file is gone."""
-        return await self._run(self._read, key)
+        return await self._run(self._read, key, result.size)
 
-    def _read(self, key: str) -> bytes | None:
+    def _read(self, key: str, size: int) -> bytes | None:
         data_path, _ = self._paths(key)
         try:
-            return data_path.read_bytes()
+            data = data_path.read_bytes()
         except FileNotFoundError:
             self._delete(key)
             return None
+        if len(data) != size:
+            self._delete(key)  # truncated or overwritten: corrupt
+            return None
+        return data
 
     async def put(self, key: str, result: StoredResult, data: bytes) -> None:
         """Write the bytes, then the metadata, then the source marker."""
@@ -91,7 +107,9 @@ class FileResultStorage:
     def _put(self, key: str, result: StoredResult, data: bytes) -> None:
         data_path, meta_path = self._paths(key)
         _atomic_write(data_path, data)
-        _atomic_write(meta_path, json.dumps(_to_document(result)).encode("utf-8"))
+        # The recorded size is what was written: a body of another length is corrupt.
+        document = _to_document(replace(result, size=len(data)))
+        _atomic_write(meta_path, json.dumps(document).encode("utf-8"))
         marker = self._source_folder(result.source) / key
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -146,6 +164,8 @@ def _to_document(result: StoredResult) -> dict[str, Any]:
 
 
 def _from_document(document: dict[str, Any]) -> StoredResult:
+    if not isinstance(document, dict):
+        raise TypeError("metadata is not a JSON object")
     for name in ("created_at", "expires_at"):
         value = document.get(name)
         document[name] = datetime.fromisoformat(value) if value else None

@@ -2,168 +2,107 @@
 
 Composed of two parts, each replaceable and testable on its own: a blob store for the bytes
 (:class:`S3BlobStore`, boto3) and a metadata store for the documents
-(:class:`~result_storages.mongodb.MongoMetadataStore`). A lookup is one indexed ``find_one``;
-the object is only read when the body is needed, or never when hits are redirected to a
-public/CDN URL.
-
-Object keys are readable: ``<prefix><source>/<result key>.<ext>``, for example
-``results/photos/cat.jpg/3fa2…e9.webp``; a source URL's ``://`` becomes ``/``.
+(:class:`~result_storages.mongodb.MongoMetadataStore`), kept consistent by
+:class:`~result_storages.composed.ComposedResultStorage`. A lookup is one indexed
+``find_one``; the object is only read when the body is needed, or never when hits are
+redirected to a public/CDN URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from botocore.exceptions import ClientError
-from pymongo import AsyncMongoClient
+from botocore.exceptions import BotoCoreError, ClientError
 
-from result_storages.mongodb import MongoMetadataStore
-from thumbor_py.plugins import MetadataStore, PluginContext, StoredResult
-from thumbor_py.s3client import s3_client
+from result_storages.composed import (
+    BlobStore,
+    ComposedResultStorage,
+    check_object_key,
+    object_key_for,
+    source_folder,
+)
+from result_storages.mongodb import (
+    AsyncCollection,
+    MongoMetadataStore,
+    MongoSettings,
+    hosts_of,
+    mongo_client,
+)
+from thumbor_py.errors import StorageError, StorageUnavailableError
+from thumbor_py.plugins import PluginContext, StoredResult
+from thumbor_py.s3client import S3Client, S3Settings, describe, error_code
+
+__all__ = [
+    "BlobStore",
+    "ComposedResultStorage",
+    "MongoSettings",
+    "S3BlobStore",
+    "S3ResultStorage",
+    "object_key_for",
+    "source_folder",
+]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-_EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "image/avif": "avif",
-    "application/json": "json",
-}
-MONGODB_URI_ENV = "THUMBOR_PY_MONGODB_URI"
 
+class S3BlobStore:
+    """Objects in one S3 bucket through a shared boto3 client, called off the event loop.
 
-class BlobStore(Protocol):
-    """Bytes by object key."""
-
-    async def put(self, object_key: str, data: bytes, content_type: str, max_age: int) -> None:
-        """Write an object."""
-        ...
-
-    async def get(self, object_key: str) -> bytes | None:
-        """An object's bytes, or None if it does not exist."""
-        ...
-
-    async def delete(self, object_key: str) -> None:
-        """Delete an object (missing is fine)."""
-        ...
-
-
-def object_key_for(prefix: str, source: str, key: str, content_type: str) -> str:
-    """The readable object key of a variant."""
-    readable = source.replace("://", "/").lstrip("/") or "_"
-    return f"{prefix}{readable}/{key}.{_EXTENSIONS.get(content_type, 'bin')}"
-
-
-class ComposedResultStorage:
-    """A result storage made of a blob store and a metadata store.
-
-    ``put`` writes the object before the document, so a document always means the object
-    exists; ``read`` deletes the document when the object turns out to be missing.
+    botocore's errors are translated here into :class:`StorageUnavailableError`, one line
+    naming the endpoint, the bucket and the S3 error code or exception class.
     """
 
     def __init__(
         self,
-        blobs: BlobStore,
-        metadata: MetadataStore,
+        client: Any,
+        bucket: str,
+        executor: Executor | None,
         *,
-        prefix: str = "results/",
-        public_url: str | None = None,
-        cache_max_age: int = 86400,
-    ) -> None:
-        self.blobs = blobs
-        self.metadata = metadata
-        self._prefix = prefix
-        self._public_url = public_url
-        self._cache_max_age = cache_max_age
-
-    async def get(self, key: str) -> StoredResult | None:
-        """The document for ``key``; with a public URL template, where to redirect."""
-        result = await self.metadata.find(key)
-        if result is None or self._public_url is None or result.object_key is None:
-            return result
-        return replace(result, url=self._public_url.format(object_key=result.object_key, key=key))
-
-    async def read(self, key: str, result: StoredResult) -> bytes | None:
-        """The object's bytes; a vanished object also removes its document."""
-        if result.object_key is None:
-            await self.metadata.delete(key)
-            return None
-        data = await self.blobs.get(result.object_key)
-        if data is None:
-            await self.metadata.delete(key)
-        return data
-
-    async def put(self, key: str, result: StoredResult, data: bytes) -> None:
-        """Upload the object, then upsert the document."""
-        object_key = object_key_for(self._prefix, result.source, key, result.content_type)
-        max_age = self._cache_max_age if result.max_age is None else result.max_age
-        await self.blobs.put(object_key, data, result.content_type, max_age)
-        await self.metadata.upsert(key, replace(result, object_key=object_key))
-
-    async def delete(self, key: str) -> None:
-        """Delete the document, then the object."""
-        result = await self.metadata.find(key)
-        await self.metadata.delete(key)
-        if result is not None and result.object_key is not None:
-            await self.blobs.delete(result.object_key)
-
-    async def purge(self, source: str) -> int:
-        """Delete every variant of ``source``: documents first, then objects."""
-        variants = await self.metadata.keys_for_source(source)
-        for key, object_key in variants:
-            await self.metadata.delete(key)
-            if object_key is not None:
-                await self.blobs.delete(object_key)
-        return len(variants)
-
-
-class S3BlobStore:
-    """Objects in one S3 bucket through a shared boto3 client, called off the event loop."""
-
-    def __init__(
-        self, client: Any, bucket: str, executor: Executor | None, *, public_read: bool = False
+        public_read: bool = False,
+        label: str = "S3",
     ) -> None:
         self._client = client
         self._bucket = bucket
         self._executor = executor
         self._public_read = public_read
+        self._label = label
 
-    async def _run(self, function: Callable[..., T], **kwargs: Any) -> T:
+    async def _run(self, function: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: function(**kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, function, *args)
+        except (ClientError, BotoCoreError) as exc:
+            where = f"{self._label} bucket {self._bucket}"
+            raise StorageUnavailableError(f"{where}: {describe(exc)}") from exc
 
     async def put(self, object_key: str, data: bytes, content_type: str, max_age: int) -> None:
         """Upload with the headers a CDN in front of the bucket needs."""
         extra: dict[str, Any] = {"ACL": "public-read"} if self._public_read else {}
         cache_control = f"public, max-age={max_age}" if max_age > 0 else "no-cache"
-        await self._run(
-            self._client.put_object,
-            Bucket=self._bucket,
-            Key=object_key,
-            Body=data,
-            ContentType=content_type,
-            CacheControl=cache_control,
+        arguments = {
+            "Bucket": self._bucket,
+            "Key": object_key,
+            "Body": data,
+            "ContentType": content_type,
+            "CacheControl": cache_control,
             **extra,
-        )
+        }
+        await self._run(lambda: self._client.put_object(**arguments))
 
     async def get(self, object_key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
-        return await self._run(self._get_sync, object_key=object_key)
+        data: bytes | None = await self._run(self._get_sync, object_key)
+        return data
 
     def _get_sync(self, object_key: str) -> bytes | None:
         try:
             response = self._client.get_object(Bucket=self._bucket, Key=object_key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise
         body = response["Body"]
@@ -173,69 +112,72 @@ class S3BlobStore:
             body.close()
 
     async def delete(self, object_key: str) -> None:
-        """Delete the object."""
-        await self._run(self._client.delete_object, Bucket=self._bucket, Key=object_key)
+        """Delete the object (missing is fine: S3 answers 204 either way)."""
+        await self._run(lambda: self._client.delete_object(Bucket=self._bucket, Key=object_key))
 
+    async def keys_in(self, folder: str) -> list[str]:
+        """The keys of the objects directly in ``folder``."""
+        keys: list[str] = await self._run(self._list_sync, folder)
+        return keys
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MongoSettings:
-    """``result_storage.settings.metadata``: where the documents live."""
-
-    uri: str | None = None
-    database: str = "thumbor_py"
-    collection: str = "results"
-    timeout_ms: int = 1000
-    max_pool_size: int = 50
+    def _list_sync(self, folder: str) -> list[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self._bucket, Prefix=folder, Delimiter="/")
+        return [item["Key"] for page in pages for item in page.get("Contents", ())]
 
 
 class S3ResultStorage:
     """The ``s3`` result storage: Spaces/S3 objects plus MongoDB metadata."""
 
     @dataclass(frozen=True, slots=True, kw_only=True)
-    class Settings:
-        """``result_storage.settings`` for the ``s3`` result storage."""
+    class Settings(S3Settings):
+        """``result_storage.settings``: the shared :class:`S3Settings` plus its own."""
 
         bucket: str
         prefix: str = "results/"
-        endpoint_url: str | None = None
-        region: str | None = None
-        access_key_id: str | None = None
-        secret_access_key: str | None = None
         public_read: bool = False
         serve: Literal["stream", "redirect"] = "stream"
         public_url: str | None = None
         cache_max_age: int = 86400
-        connect_timeout: float = 2.0
-        read_timeout: float = 5.0
-        max_pool_connections: int = 32
         metadata: MongoSettings = field(default_factory=MongoSettings)
 
-    def __init__(self, settings: Settings, context: PluginContext) -> None:
-        if settings.serve == "redirect" and not settings.public_url:
-            raise ValueError("serve: redirect needs public_url, e.g. https://cdn/{object_key}")
-        if not (settings.metadata.uri or os.environ.get(MONGODB_URI_ENV)):
-            raise ValueError(f"metadata.uri is required (or set {MONGODB_URI_ENV})")
+    def __init__(
+        self,
+        settings: Settings,
+        context: PluginContext,
+        *,
+        collection: AsyncCollection | None = None,
+        client: Any = None,
+    ) -> None:
+        """``collection`` and ``client`` replace the MongoDB collection and the boto3 client
+        that ``start`` would build (tests, or an application that already has them)."""
+        _check(settings, has_collection=collection is not None)
         self._settings = settings
-        self._context = context
-        self._composed: ComposedResultStorage | None = None
+        self._s3 = S3Client(settings, client=client)
+        self._collection = collection
         self._mongo: Any = None
+        self._composed: ComposedResultStorage | None = None
 
     async def start(self) -> None:
         """Create the boto3 client and the AsyncMongoClient, once per process."""
         settings = self._settings
-        loop = asyncio.get_running_loop()
-        # Both constructors touch the filesystem (config files, platform probes): off the loop.
-        client = await loop.run_in_executor(self._context.executor, _boto3_client, settings)
-        self._mongo = await loop.run_in_executor(
-            self._context.executor, _mongo_client, settings.metadata
+        await self._s3.start()
+        collection = self._collection
+        if collection is None:
+            # The constructor probes the platform: off the loop.
+            self._mongo = await asyncio.to_thread(mongo_client, settings.metadata)
+            collection = self._mongo[settings.metadata.database][settings.metadata.collection]
+        label = f"MongoDB {hosts_of(settings.metadata.uri or '')}"
+        metadata = MongoMetadataStore(collection, label=label)
+        blobs = S3BlobStore(
+            self._s3.client,
+            settings.bucket,
+            self._s3.executor,
+            public_read=settings.public_read,
+            label=f"S3 {settings.endpoint_label}",
         )
-        mongo_settings = settings.metadata
-        collection = self._mongo[mongo_settings.database][mongo_settings.collection]
-        metadata = MongoMetadataStore(collection)
         self._composed = ComposedResultStorage(
-            S3BlobStore(
-                client, settings.bucket, self._context.executor, public_read=settings.public_read
-            ),
+            blobs,
             metadata,
             prefix=settings.prefix,
             public_url=settings.public_url if settings.serve == "redirect" else None,
@@ -243,13 +185,15 @@ class S3ResultStorage:
         )
         try:
             await metadata.ensure_indexes()
-        except Exception as exc:  # MongoDB may be down at boot; storage then degrades
-            log.warning("cannot create MongoDB indexes now: %s", exc)
+        except StorageError as exc:  # MongoDB may be down at boot; storage then degrades
+            log.warning("cannot create MongoDB indexes now (%s); retrying at the first write", exc)
 
     async def aclose(self) -> None:
-        """Close the MongoDB client (boto3 clients need no closing)."""
-        if self._mongo is not None:
-            await self._mongo.close()
+        """Close the MongoDB client, then the boto3 client and its threads."""
+        mongo, self._mongo = self._mongo, None
+        if mongo is not None:
+            await mongo.close()
+        await self._s3.aclose()
 
     @property
     def composed(self) -> ComposedResultStorage:
@@ -279,25 +223,17 @@ class S3ResultStorage:
         return await self.composed.purge(source)
 
 
-def _mongo_client(settings: MongoSettings) -> Any:
-    return AsyncMongoClient(
-        settings.uri or os.environ[MONGODB_URI_ENV],
-        tz_aware=True,
-        serverSelectionTimeoutMS=settings.timeout_ms,
-        connectTimeoutMS=settings.timeout_ms,
-        socketTimeoutMS=settings.timeout_ms * 5,
-        maxPoolSize=settings.max_pool_size,
-    )
-
-
-def _boto3_client(settings: S3ResultStorage.Settings) -> Any:
-    return s3_client(
-        endpoint_url=settings.endpoint_url,
-        region=settings.region,
-        access_key_id=settings.access_key_id,
-        secret_access_key=settings.secret_access_key,
-        max_pool_connections=settings.max_pool_connections,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_attempts=2,
-    )
+def _check(settings: S3ResultStorage.Settings, *, has_collection: bool) -> None:
+    """Refuse settings that could only fail later (ValueError → a ConfigError)."""
+    if not settings.bucket:
+        raise ValueError("bucket is required")
+    if settings.serve == "redirect" and not settings.public_url:
+        raise ValueError("serve: redirect needs public_url, e.g. https://cdn/{object_key}")
+    if settings.public_url is not None and "{object_key}" not in settings.public_url:
+        raise ValueError("public_url must contain {object_key}")
+    if not (settings.metadata.uri or has_collection):
+        raise ValueError("metadata.uri is required (or set THUMBOR_PY_MONGODB_URI)")
+    try:
+        check_object_key(settings.prefix)
+    except StorageError as exc:
+        raise ValueError(f"prefix: {exc}") from exc

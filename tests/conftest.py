@@ -31,6 +31,10 @@ def blockbuster() -> Iterator[BlockBuster]:
     with blockbuster_ctx(["thumbor_py", "loaders", "result_storages"]) as guard:
         for function in guard.functions.values():
             function.can_block_functions.append(("thumbor_py/app.py", {"create_app"}))
+            # PyMongo's async client stats /.dockerenv when it opens a pool; nothing we can move.
+            function.can_block_functions.append(
+                ("pymongo/pool_options.py", {"get_container_env_info"})
+            )
         yield guard
 
 

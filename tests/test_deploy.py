@@ -25,11 +25,8 @@ def compose() -> dict[str, Any]:
     return data
 
 
-def test_docker_config_loads_and_resolves_plugins(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("THUMBOR_PY_MONGODB_URI", "mongodb://mongodb:27017/")
-    env = {"THUMBOR_PY_SECURITY_KEY": "k"}
+def test_docker_config_loads_and_resolves_plugins(tmp_path: Path) -> None:
+    env = {"THUMBOR_PY_SECURITY_KEY": "k", "THUMBOR_PY_MONGODB_URI": "mongodb://mongodb:27017/"}
     config = load_config(DOCKER_CONFIG, env=env)
     assert config.server.host == "0.0.0.0"
     assert config.result_storage.use == "s3"

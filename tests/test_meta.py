@@ -98,6 +98,9 @@ STATUS_TABLE: dict[type[HttpError], int] = {
     errors.UnauthorizedError: 401,
     errors.ConflictError: 409,
     errors.NotReadyError: 503,
+    errors.StorageError: 503,
+    errors.StorageUnavailableError: 503,
+    errors.StorageKeyError: 500,
 }
 
 

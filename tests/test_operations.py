@@ -127,6 +127,7 @@ async def test_readyz_reports_storage_health(aiohttp_client: Any, tmp_path: Path
         result_storage={
             "use": "s3",
             "timeout": 0.5,
+            "required_for_readiness": True,  # the default reports ready, degraded
             "settings": {
                 "bucket": "b",
                 "endpoint_url": f"http://127.0.0.1:{port}",

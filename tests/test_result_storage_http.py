@@ -4,12 +4,14 @@ flight, outages degrade to plain rendering, purge."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,13 @@ import boto3
 import pytest
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application, Request
+from yarl import URL
 
 from tests.conftest import SAMPLES, free_port
 from tests.fakes import CountingLoader, MotoMemoryResultStorage
 from thumbor_py.app import PIPELINE_KEY, STORAGE_KEY, create_app
 from thumbor_py.config import Config
+from thumbor_py.plugins import PluginContext, Source, StoredResult
 from thumbor_py.signing import signed_path
 
 KEY = "storage-test-key"
@@ -211,12 +215,9 @@ def hanging_port() -> Iterator[int]:
         server.close()
 
 
-@pytest.mark.parametrize("target", ["closed", "hanging"])
-async def test_storage_outages_degrade_to_rendering(
-    aiohttp_client: Any, target: str, hanging_port: int
-) -> None:
-    port = free_port() if target == "closed" else hanging_port
-    storage = {
+def dead_storage(port: int, **extra: Any) -> dict[str, Any]:
+    """An ``s3`` result storage whose S3 and MongoDB are both at ``port`` (closed or silent)."""
+    return {
         "use": "s3",
         "timeout": 1.0,
         "settings": {
@@ -229,12 +230,21 @@ async def test_storage_outages_degrade_to_rendering(
                 "timeout_ms": 300,
             },
         },
+        **extra,
     }
-    client = await aiohttp_client(create_app(config(storage)))
+
+
+@pytest.mark.parametrize("target", ["closed", "hanging"])
+async def test_storage_outages_degrade_to_rendering(
+    aiohttp_client: Any, target: str, hanging_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port() if target == "closed" else hanging_port
+    client = await aiohttp_client(create_app(config(dead_storage(port))))
     path = signed_path(KEY, "90x90/rocket.jpg")
     started = time.monotonic()
-    first = await client.get(path)
-    second = await client.get(path)
+    with caplog.at_level(logging.WARNING, logger="thumbor_py.results"):
+        first = await client.get(path)
+        second = await client.get(path)
     elapsed = time.monotonic() - started
     assert (first.status, second.status) == (200, 200)
     assert (await first.read()) == (await second.read())
@@ -242,6 +252,99 @@ async def test_storage_outages_degrade_to_rendering(
     guard_counters = client.app[STORAGE_KEY].counters
     assert guard_counters.error >= 1
     assert guard_counters.skipped >= 1
+    # One line per pause: where, what, for how long; not the driver's topology dump.
+    (line,) = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert line.startswith("result storage get failed: ")
+    assert "pausing it for 10s" in line
+    assert len(line) < 160
+    if target == "closed":
+        assert f"MongoDB 127.0.0.1:{port}: ServerSelectionTimeoutError" in line
+
+
+async def test_readyz_stays_ready_while_the_storage_is_down(aiohttp_client: Any) -> None:
+    port = free_port()
+    client = await aiohttp_client(create_app(config(dead_storage(port))))
+    ready = await client.get("/readyz")
+    assert (ready.status, await ready.text()) == (200, "READY")
+    image = await client.get(signed_path(KEY, "40x40/rocket.jpg"))
+    assert image.status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert "thumbor_py_result_storage_degraded 1.0" in metrics
+    assert 'thumbor_py_result_storage_total{outcome="error"}' in metrics
+
+
+async def test_readyz_can_require_the_storage_and_names_no_host(aiohttp_client: Any) -> None:
+    port = free_port()
+    storage = dead_storage(port, required_for_readiness=True)
+    client = await aiohttp_client(create_app(config(storage)))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    text = await response.text()
+    assert text == "not ready: result storage unavailable"
+    assert str(port) not in text
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_readyz_names_no_storage_path(aiohttp_client: Any, tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    root.write_text("a file where the storage folder should be")
+    storage = file_storage(root, required_for_readiness=True)
+    client = await aiohttp_client(create_app(config(storage)))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert str(tmp_path) not in await response.text()
+
+
+async def test_a_purge_during_an_outage_is_a_503(aiohttp_client: Any) -> None:
+    port = free_port()
+    client = await aiohttp_client(create_app(config(dead_storage(port), admin={"token": "s3cret"})))
+    response = await client.delete(
+        "/admin/results?source=rocket.jpg", headers={"Authorization": "Bearer s3cret"}
+    )
+    assert response.status == 503
+    text = await response.text()
+    assert text == "result storage unavailable: the purge did not finish, try again"
+
+
+async def test_a_storage_plugin_bug_does_not_pause_the_storage(
+    aiohttp_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = {"use": "tests.test_result_storage_http:BuggyResultStorage", "settings": {}}
+    client = await aiohttp_client(create_app(config(storage)))
+    path = signed_path(KEY, "30x30/rocket.jpg")
+    with caplog.at_level(logging.ERROR, logger="thumbor_py.results"):
+        responses = [await client.get(path) for _ in range(2)]
+    assert [r.status for r in responses] == [200, 200]
+    guard = client.app[STORAGE_KEY]
+    assert guard.available
+    assert guard.counters.bug >= 2  # every request still tried the storage
+    assert all(r.exc_info is not None for r in caplog.records)
+
+
+class BuggyResultStorage:
+    """A storage plugin with a bug: every lookup raises a TypeError."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Settings:
+        pass
+
+    def __init__(self, settings: Settings, context: PluginContext) -> None:
+        pass
+
+    async def get(self, key: str) -> StoredResult | None:
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    async def read(self, key: str, result: StoredResult) -> bytes | None:
+        return None
+
+    async def put(self, key: str, result: StoredResult, data: bytes) -> None:
+        pass
+
+    async def delete(self, key: str) -> None:
+        pass
+
+    async def purge(self, source: str) -> int:
+        return 0
 
 
 async def test_admin_purge_needs_the_token(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -297,3 +400,76 @@ async def test_purge_command_deletes_stored_variants(aiohttp_client: Any, tmp_pa
     assert len(stored_files(root)) == 1
     again = await client.get(signed_path(KEY, "30x30/coffee.jpg"))
     assert "X-Result-Storage" not in again.headers
+
+
+async def test_the_purge_command_reports_an_outage_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        f"security: {{key: {KEY}}}\n"
+        "result_storage:\n"
+        "  use: s3\n"
+        "  settings:\n"
+        "    bucket: results\n"
+        f"    endpoint_url: http://127.0.0.1:{port}\n"
+        "    max_attempts: 1\n"
+        f"    metadata: {{uri: 'mongodb://127.0.0.1:{port}/?directConnection=true',"
+        " timeout_ms: 200}\n"
+    )
+    command = [sys.executable, "-m", "thumbor_py", "purge", "-c", str(config_file)]
+    done = await asyncio.to_thread(
+        subprocess.run, [*command, "--source", "coffee.jpg"], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "thumbor-py: result storage unavailable: the purge did not finish, try again"
+    assert "Traceback" not in done.stderr
+
+
+class AnyNameLoader:
+    """Serves one sample image whatever the source is named."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Settings:
+        pass
+
+    def __init__(self, settings: Settings, context: PluginContext) -> None:
+        self._data = (SAMPLES / "coffee.jpg").read_bytes()
+
+    async def load(self, source: str) -> Source:
+        return Source(data=self._data, content_type="image/jpeg")
+
+
+@pytest.mark.parametrize(
+    ("image", "location_path"),
+    [
+        pytest.param("a%3Fb.jpg", "a%3Fb.jpg", id="question-mark"),
+        pytest.param("a%23b.jpg", "a%23b.jpg", id="hash"),
+        pytest.param("a%20b.jpg", "a%20b.jpg", id="space"),
+        pytest.param("a%2541.jpg", "a%2541.jpg", id="percent-41"),
+        pytest.param("x/%2E%2E/a.jpg", "x/%252E%252E/a.jpg", id="dot-dot"),
+        pytest.param("a%0Db.jpg", "a%250Db.jpg", id="CR"),
+    ],
+)
+async def test_redirect_locations_are_percent_encoded(
+    aiohttp_client: Any, s3_endpoint: str, image: str, location_path: str
+) -> None:
+    storage = moto_memory_storage(s3_endpoint, public_url="https://cdn.example.com/{object_key}")
+    cfg = Config.from_mapping(
+        {
+            "security": {"key": KEY},
+            "loader": {"use": "tests.test_result_storage_http:AnyNameLoader", "settings": {}},
+            "result_storage": storage,
+        },
+        env={},
+    )
+    client = await aiohttp_client(create_app(cfg))
+    path = URL(signed_path(KEY, f"32x32/{image}"), encoded=True)  # sent as written
+    first = await client.get(path)
+    assert first.status == 200
+    await settle(client)
+    hit = await client.get(path, allow_redirects=False)
+    assert hit.status == 302
+    location = hit.headers["Location"]
+    assert location.startswith(f"https://cdn.example.com/results/{location_path}/")
+    assert location.endswith(".jpg")

@@ -28,7 +28,7 @@ from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
-from thumbor_py.results import GuardedResultStorage
+from thumbor_py.results import GuardedResultStorage, readiness
 
 log = logging.getLogger("thumbor_py")
 
@@ -90,12 +90,10 @@ async def healthcheck(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the configured result storage answers within its timeout."""
-    storage = request.app.get(STORAGE_KEY)
-    if storage is not None:
-        problem = await storage.check()
-        if problem is not None:
-            raise NotReadyError(f"not ready: {problem}")
+    """Readiness: ready while images can be served (see ``results.readiness``)."""
+    required = request.app[CONFIG_KEY].result_storage.required_for_readiness
+    if not (await readiness(request.app.get(STORAGE_KEY), required=required)).ready:
+        raise NotReadyError("not ready: result storage unavailable")
     return web.Response(text="READY", headers=_NO_STORE)
 
 

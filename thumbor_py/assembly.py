@@ -104,7 +104,7 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
         deadline=config.server.request_timeout,
         masters=build_master_cache(config.imaging),
     )
-    plugins = (loader,) + ((result_storage,) if result_storage is not None else ())
+    plugins = (loader,) + ((guarded,) if guarded is not None else ())
     return Parts(pipeline, loader, guarded, plugins, (render_pool, io_pool))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from thumbor_py import logs
 from thumbor_py.builder import build_url
 from thumbor_py.config import Config, load_config
-from thumbor_py.errors import ConfigError
+from thumbor_py.errors import ConfigError, StorageError
 from thumbor_py.signing import signed_path
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}
@@ -170,7 +170,11 @@ def _purge(args: argparse.Namespace) -> int:
     from thumbor_py.app import purge_source
 
     config = load_config(args.config)
-    count = asyncio.run(purge_source(config, args.source))
+    try:
+        count = asyncio.run(purge_source(config, args.source))
+    except StorageError as exc:  # the guard logged the cause; this says what to do
+        print(f"thumbor-py: {exc.reason}", file=sys.stderr)
+        return 1
     print(f"purged {count} stored variant(s) of {args.source}")
     return 0
 

@@ -116,6 +116,62 @@ class ResultStorageConfig(PluginConfig):
     timeout: float = 2.0
     pause_after_failure: float = 10.0
     redirect_status: Literal[301, 302, 307, 308] = 302
+    required_for_readiness: bool = False
+
+
+# Secrets with names of their own (not THUMBOR_PY_<SECTION>_<KEY>): the variable, the
+# section, the path inside its ``settings``, and the plugins (by ``use``) that take it. For
+# any other plugin the variable is ignored, since its settings would refuse the key.
+_S3_STORAGES = ("s3", "result_storages.s3:S3ResultStorage")
+_S3_LOADERS = ("s3", "loaders.s3:S3Loader")
+NAMED_ENV: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    (f"{ENV_PREFIX}MONGODB_URI", "result_storage", ("metadata", "uri"), _S3_STORAGES),
+    (
+        f"{ENV_PREFIX}RESULT_STORAGE_ACCESS_KEY_ID",
+        "result_storage",
+        ("access_key_id",),
+        _S3_STORAGES,
+    ),
+    (
+        f"{ENV_PREFIX}RESULT_STORAGE_SECRET_ACCESS_KEY",
+        "result_storage",
+        ("secret_access_key",),
+        _S3_STORAGES,
+    ),
+    (f"{ENV_PREFIX}LOADER_ACCESS_KEY_ID", "loader", ("access_key_id",), _S3_LOADERS),
+    (f"{ENV_PREFIX}LOADER_SECRET_ACCESS_KEY", "loader", ("secret_access_key",), _S3_LOADERS),
+)
+
+
+def _apply_named_env(data: dict[str, object], env: Mapping[str, str]) -> dict[str, object]:
+    """Put each set ``NAMED_ENV`` variable into its plugin's settings (it wins over the file)."""
+    for name, section, path, plugins in NAMED_ENV:
+        section_data = data.get(section)
+        if name not in env or not isinstance(section_data, Mapping):
+            continue
+        if section_data.get("use") not in plugins:
+            continue
+        settings = section_data.get("settings") or {}
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"{section}.settings: expected a mapping, got {_kind(settings)}")
+        where = f"{section}.settings"
+        data[section] = {**section_data, "settings": _set_in(settings, path, env[name], where)}
+    return data
+
+
+def _set_in(
+    mapping: Mapping[str, object], path: tuple[str, ...], value: str, where: str
+) -> dict[str, object]:
+    head, *rest = path
+    updated = dict(mapping)
+    if not rest:
+        updated[head] = value
+        return updated
+    inner = mapping.get(head) or {}
+    if not isinstance(inner, Mapping):
+        raise ConfigError(f"{where}.{head}: expected a mapping, got {_kind(inner)}")
+    updated[head] = _set_in(inner, tuple(rest), value, f"{where}.{head}")
+    return updated
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,7 +212,8 @@ class Config:
         cls, data: Mapping[str, object] | None, *, env: Mapping[str, str] | None = None
     ) -> Config:
         """Build and validate a config from parsed YAML plus environment overrides."""
-        merged = _apply_env(dict(data or {}), os.environ if env is None else env)
+        environment = os.environ if env is None else env
+        merged = _apply_named_env(_apply_env(dict(data or {}), environment), environment)
         config = build(cls, merged, "")
         config.validate()
         return config

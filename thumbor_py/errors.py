@@ -21,7 +21,11 @@
         ├── UpstreamError               502
         ├── UpstreamTimeoutError        504
         ├── OverloadedError             503, with ``Retry-After``
-        └── NotReadyError               503  ``/readyz``: a dependency does not answer
+        ├── NotReadyError               503  ``/readyz``: a dependency does not answer
+        └── StorageError                503  a result storage failed (the guard degrades it;
+            │                                only purge and a strict /readyz answer with it)
+            ├── StorageUnavailableError 503  unreachable, timed out, refused, I/O error
+            └── StorageKeyError         500  a key with control characters or dot segments
 
 The error middleware in ``app.py`` is the only place that turns these into responses.
 """
@@ -132,3 +136,23 @@ class OverloadedError(HttpError):
     def __init__(self, message: str = "server overloaded, retry later", retry_after: int = 1):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StorageError(HttpError):
+    """A result storage failed; backends translate their library errors into these.
+
+    The result-storage guard turns them into misses and dropped writes; only a purge, or a
+    ``/readyz`` that requires the storage, answers with one (and never with its detail).
+    """
+
+    status = 503
+
+
+class StorageUnavailableError(StorageError):
+    """The storage backend is unreachable, timed out, refused us, or failed an I/O call."""
+
+
+class StorageKeyError(StorageError):
+    """An object key holds control characters or ``.``/``..`` segments (a plugin's bug)."""
+
+    status = 500

@@ -75,8 +75,20 @@ STAGE_SECONDS: Histogram = _lazy(
 RESULT_STORAGE: Counter = _lazy(
     "Counter",
     "thumbor_py_result_storage",
-    "Result-storage outcomes: hit, miss, error, skipped, write, write_failure.",
+    "Result-storage outcomes: hit, miss, error, skipped, write, write_failure, refused, bug.",
     ["outcome"],
+)
+STORAGE_BUGS: Counter = _lazy(
+    "Counter",
+    "thumbor_py_storage_bugs",
+    "Result-storage calls that raised something no backend failure raises (a bug), by call.",
+    ["call"],
+)
+RESULT_STORAGE_DEGRADED: Gauge = _lazy(
+    "Gauge",
+    "thumbor_py_result_storage_degraded",
+    "1 while the result storage is failing (images are still served, without it), else 0.",
+    multiprocess_mode="livemax",
 )
 LOADER_ERRORS: Counter = _lazy(
     "Counter", "thumbor_py_loader_errors", "Source loads that failed, by error kind.", ["kind"]

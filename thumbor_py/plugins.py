@@ -94,9 +94,12 @@ class ResultStorage(Protocol):
 
     ``get`` returns the metadata only (``None`` on a miss or when expired) and never decodes
     anything; ``read`` returns the body, or ``None`` when the object turned out to be missing
-    (the storage then forgets the metadata itself). ``put`` writes the object first and the
-    metadata second. ``purge`` deletes every variant of a source and returns how many.
-    Backend failures raise; the caller degrades to rendering without storing.
+    (the storage then forgets the metadata itself; a read error that is not "missing" or
+    "corrupt" raises and deletes nothing). ``put`` leaves no object that ``purge`` cannot
+    find, even when it fails half-way. ``purge`` deletes every variant of a source and
+    returns how many. Backend failures raise :class:`~thumbor_py.errors.StorageError` (or
+    ``OSError``/``TimeoutError``); the guard degrades them to rendering without storing, and
+    logs anything else as a bug.
     """
 
     async def get(self, key: str) -> StoredResult | None:
@@ -108,7 +111,7 @@ class ResultStorage(Protocol):
         ...
 
     async def put(self, key: str, result: StoredResult, data: bytes) -> None:
-        """Store a variant: object first, metadata second."""
+        """Store a variant (the object and its metadata)."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -124,16 +127,26 @@ class ResultStorage(Protocol):
 class MetadataStore(Protocol):
     """One document per rendered variant (MongoDB in production), keyed by result key.
 
-    A document means the object exists: callers write the object before the document and
-    delete the document when the object turns out to be missing.
+    Writes are two-phase so that every object stays findable: ``begin`` records the
+    document as pending before the object is uploaded, ``complete`` marks it stored after.
+    ``find`` answers completed documents only; ``keys_for_source`` lists pending ones too.
+    Backend failures raise :class:`~thumbor_py.errors.StorageError` (translated at the
+    store's boundary).
     """
 
     async def find(self, key: str) -> StoredResult | None:
-        """The variant's metadata, or None (also when expired)."""
+        """The variant's metadata, or None (also when pending or expired)."""
         ...
 
-    async def upsert(self, key: str, result: StoredResult) -> None:
-        """Insert or replace the variant's document."""
+    async def begin(self, key: str, result: StoredResult, token: str) -> None:
+        """Insert or replace the variant's document, pending under ``token``."""
+        ...
+
+    async def complete(self, key: str, token: str) -> bool:
+        """Mark the document ``begin`` wrote under ``token`` as stored.
+
+        False when that document is gone (purged meanwhile) or was replaced by another write.
+        """
         ...
 
     async def delete(self, key: str) -> None:
@@ -141,7 +154,7 @@ class MetadataStore(Protocol):
         ...
 
     async def keys_for_source(self, source: str) -> list[tuple[str, str | None]]:
-        """``(key, object_key)`` of every variant of ``source``."""
+        """``(key, object_key)`` of every variant of ``source``, pending ones included."""
         ...
 
 

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from aiohttp import web
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 
 from loaders.s3 import S3Loader, translate_error
 from tests.loaders.http_origin import IMAGE
+from thumbor_py.app import create_app
+from thumbor_py.config import Config
 from thumbor_py.errors import (
     HttpError,
     SourceForbiddenError,
@@ -179,6 +185,9 @@ def _client_error(code: str, status: int) -> ClientError:
         pytest.param(_client_error("AccessDenied", 403), SourceNotFoundError, id="AccessDenied"),
         pytest.param(_client_error("403", 403), SourceNotFoundError, id="head-403"),
         pytest.param(_client_error("InternalError", 500), UpstreamError, id="500"),
+        pytest.param(_client_error("InvalidAccessKeyId", 403), UpstreamError, id="bad-key"),
+        pytest.param(_client_error("ExpiredToken", 400), UpstreamError, id="expired-token"),
+        pytest.param(NoCredentialsError(), UpstreamError, id="no-credentials"),
         pytest.param(_client_error("SlowDown", 503), UpstreamError, id="SlowDown"),
         pytest.param(ConnectTimeoutError(endpoint_url="http://x"), UpstreamTimeoutError, id="ct"),
         pytest.param(ReadTimeoutError(endpoint_url="http://x"), UpstreamTimeoutError, id="rt"),
@@ -207,3 +216,134 @@ def test_bad_settings_are_refused() -> None:
     ]:
         with pytest.raises(ValueError):
             S3Loader(settings, context)
+
+
+async def test_no_credentials_is_a_502_that_says_so_logged_once(
+    make_s3: MakeS3,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    loader = await make_s3(bucket=bucket, max_attempts=1)
+    with caplog.at_level(logging.WARNING, logger="loaders.s3"):
+        for _ in range(3):
+            with pytest.raises(UpstreamError) as caught:
+                await loader.load("photos/cat.jpg")
+    assert caught.value.status == 502
+    assert (
+        caught.value.reason == "the S3 storage refused access: the loader's key has no credentials"
+    )
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "NoCredentialsError" in record.getMessage()
+    assert bucket in record.getMessage()
+
+
+def fake_s3(status: int, code: str) -> web.Application:
+    """An S3 endpoint that answers every request with one S3 error document."""
+
+    async def answer(_request: web.Request) -> web.Response:
+        body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>no</Message></Error>"
+        return web.Response(status=status, text=body, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error", "text"),
+    [
+        pytest.param(403, "AccessDenied", SourceNotFoundError, "AccessDenied (403)", id="403"),
+        pytest.param(
+            403, "InvalidAccessKeyId", UpstreamError, "InvalidAccessKeyId (403)", id="bad-key"
+        ),
+        pytest.param(
+            403, "SignatureDoesNotMatch", UpstreamError, "SignatureDoesNotMatch", id="bad-secret"
+        ),
+        pytest.param(500, "InternalError", UpstreamError, "InternalError (500)", id="500"),
+    ],
+)
+async def test_refusals_are_logged_once_with_their_cause(
+    make_s3: MakeS3,
+    aiohttp_server: Any,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    code: str,
+    error: type[HttpError],
+    text: str,
+) -> None:
+    server = await aiohttp_server(fake_s3(status, code))
+    loader = await make_s3(
+        bucket="photos",
+        endpoint_url=str(server.make_url("")),
+        addressing_style="path",
+        max_attempts=1,
+    )
+    with caplog.at_level(logging.WARNING, logger="loaders.s3"):
+        for _ in range(3):
+            with pytest.raises(error) as caught:
+                await loader.load("cat.jpg")
+            assert type(caught.value) is error
+    (record,) = caplog.records
+    assert text in record.getMessage()
+    assert "secret" not in caught.value.reason.lower()
+    if error is UpstreamError and status == 403:
+        assert caught.value.reason.startswith("the S3 storage refused access")
+
+
+async def test_a_plain_missing_object_is_not_logged(
+    make_s3: MakeS3, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    loader = await make_s3(bucket=bucket)
+    with (
+        caplog.at_level(logging.WARNING, logger="loaders.s3"),
+        pytest.raises(SourceNotFoundError),
+    ):
+        await loader.load("photos/dog.jpg")
+    assert caplog.records == []
+
+
+async def test_no_credentials_through_http_is_a_one_line_502(
+    aiohttp_client: Any,
+    bucket: str,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    settings = {"bucket": bucket, "endpoint_url": s3_endpoint, "max_attempts": 1}
+    config = Config.from_mapping(
+        {"security": {"allow_unsafe": True}, "loader": {"use": "s3", "settings": settings}},
+        env={},
+    )
+    client = await aiohttp_client(create_app(config))
+    response = await client.get("/unsafe/photos/cat.jpg")
+    assert response.status == 502
+    text = await response.text()
+    assert text == "the S3 storage refused access: the loader's key has no credentials"
+    assert "testing" not in text
+
+
+async def test_an_unreachable_endpoint_is_logged_once_for_every_key(
+    make_s3: MakeS3, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    loader = await make_s3(bucket="b", endpoint_url=f"http://127.0.0.1:{port}", max_attempts=1)
+    with caplog.at_level(logging.WARNING, logger="loaders.s3"):
+        for name in ("a.jpg", "b.jpg", "c.jpg"):
+            with pytest.raises(UpstreamError):
+                await loader.load(name)
+    (record,) = caplog.records
+    assert "EndpointConnectionError" in record.getMessage()
+    assert "a.jpg" not in record.getMessage()

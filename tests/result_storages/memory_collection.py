@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryUpdateResult:
+    """What ``update_one`` answers (the field the store reads)."""
+
+    matched_count: int
 
 
 class MemoryCursor:
@@ -55,6 +63,16 @@ class MemoryCollection:
             document = copy.deepcopy(dict(replacement))
             document.setdefault("_id", filter.get("_id"))
             self.documents[document["_id"]] = document
+
+    async def update_one(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any]
+    ) -> MemoryUpdateResult:
+        self.calls.append("update_one")
+        for document in self.documents.values():
+            if self._matches(document, filter):
+                document.update(copy.deepcopy(dict(update["$set"])))
+                return MemoryUpdateResult(1)
+        return MemoryUpdateResult(0)
 
     async def delete_one(self, filter: Mapping[str, Any]) -> None:
         self.calls.append("delete_one")
