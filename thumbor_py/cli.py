@@ -1,19 +1,29 @@
-"""The ``thumbor-py`` command: ``serve``, ``sign``, ``url`` and ``check-config``."""
+"""The ``thumbor-py`` command: ``serve``, ``sign``, ``url``, ``purge``, ``config`` and
+``check-config``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from thumbor_py import logs
-from thumbor_py.builder import build_url
-from thumbor_py.config import Config, load_config
+from thumbor_py.builder import build_url, quote_path
+from thumbor_py.config import ENV_PREFIX, Config, load_config
 from thumbor_py.errors import ConfigError
 from thumbor_py.signing import signed_path
+
+_DESCRIPTION = (
+    "A Thumbor-compatible image server. Commands: serve (run the server), sign and url "
+    "(make signed URLs), purge (delete stored variants of a source), config (print the "
+    "effective configuration) and check-config (validate a config file)."
+)
+_KEY_ENV = f"{ENV_PREFIX}SECURITY_KEY"
+_KEY_HELP = f"the signing key (default: {_KEY_ENV}, or security.key of --config)"
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}
 
@@ -30,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thumbor-py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="thumbor-py", description=_DESCRIPTION)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the image server")
@@ -41,13 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(command=_serve)
 
     sign = commands.add_parser("sign", help="print the signed path for PATH")
-    sign.add_argument("--key", required=True)
+    sign.add_argument("--key", help=_KEY_HELP)
+    sign.add_argument("--config", "-c", help="YAML config whose security.key signs")
     sign.add_argument("path", help="the path after the signature, e.g. 300x200/img.jpg")
     sign.set_defaults(command=_sign)
 
     url = commands.add_parser("url", help="build a Thumbor URL")
     url.add_argument("image")
-    url.add_argument("--key", help="sign with this key (default: an /unsafe/ URL)")
+    url.add_argument("--key", help=_KEY_HELP + "; with none, an /unsafe/ URL")
+    url.add_argument("--config", "-c", help="YAML config whose security.key signs")
+    url.add_argument("--unsafe", action="store_true", help="an /unsafe/ URL even with a key")
     url.add_argument("--width", type=_size, default="0", help="pixels, 0 or orig")
     url.add_argument("--height", type=_size, default="0", help="pixels, 0 or orig")
     url.add_argument("--fit-in", action="store_true")
@@ -61,13 +74,24 @@ def _parser() -> argparse.ArgumentParser:
     url.add_argument("--flip", action="store_true", help="flip horizontally")
     url.add_argument("--flop", action="store_true", help="flip vertically")
     url.add_argument("--meta", action="store_true")
-    url.add_argument("--filters", default="", help="e.g. 'quality(80):format(webp)'")
+    url.add_argument(
+        "--filters",
+        action="append",
+        default=[],
+        help="e.g. 'quality(80):format(webp)'; may be repeated",
+    )
     url.set_defaults(command=_url)
 
     purge = commands.add_parser("purge", help="delete every stored variant of a source")
     purge.add_argument("--config", "-c", help="YAML config naming the result storage")
     purge.add_argument("--source", required=True, help="the image part of the URLs, decoded")
     purge.set_defaults(command=_purge)
+
+    show = commands.add_parser(
+        "config", help="print the effective configuration (defaults + file + environment)"
+    )
+    show.add_argument("--config", "-c", help="YAML config (default: the embedded quick start)")
+    show.set_defaults(command=_show_config)
 
     check = commands.add_parser("check-config", help="validate a YAML config and exit")
     check.add_argument("file")
@@ -127,8 +151,28 @@ def _example_image(config: Config) -> str | None:
     return images[0].name if images else None
 
 
+def _signing_key(args: argparse.Namespace) -> str | None:
+    """``--key``, else ``security.key`` of ``--config`` (environment included), else the
+    environment: the key need not be typed where the shell history keeps it."""
+    if args.key:
+        return str(args.key)
+    if args.config:
+        return load_config(args.config).security.key
+    return os.environ.get(_KEY_ENV) or None
+
+
 def _sign(args: argparse.Namespace) -> int:
-    print(signed_path(args.key, args.path))
+    key = _signing_key(args)
+    if key is None:
+        raise ConfigError(f"security.key: give --key, set {_KEY_ENV} or name a --config with one")
+    print(signed_path(key, quote_path(args.path)))
+    return 0
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    from thumbor_py.config_dump import effective_yaml
+
+    print(effective_yaml(load_config(args.config)), end="")
     return 0
 
 
@@ -146,7 +190,7 @@ def _url(args: argparse.Namespace) -> int:
     print(
         build_url(
             args.image,
-            key=args.key,
+            key=None if args.unsafe else _signing_key(args),
             width=args.width,
             height=args.height,
             fit_in=args.fit_in,
@@ -160,7 +204,7 @@ def _url(args: argparse.Namespace) -> int:
             flip_horizontal=args.flip,
             flip_vertical=args.flop,
             meta=args.meta,
-            filters=args.filters,
+            filters=[text for text in args.filters if text],
         )
     )
     return 0
