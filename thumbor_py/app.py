@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ def create_app(config: Config) -> web.Application:
     """Build the application for ``config``; plugins are resolved here, before serving."""
     config.validate()
     app = web.Application(middlewares=[error_middleware])
+    app.on_response_prepare.append(_security_headers)
     app[CONFIG_KEY] = config
     render_pool = ThreadPoolExecutor(
         max_workers=config.server.render_threads, thread_name_prefix="thumbor-py-render"
@@ -80,6 +82,8 @@ def create_app(config: Config) -> web.Application:
         app.router.add_get("/metrics", metrics_endpoint, name="metrics")
     if config.admin.token:
         app.router.add_delete("/admin/results", purge, name="admin")
+    # Registered before the image route so that no method on it is parsed as an image URL.
+    app.router.add_route("*", "/admin/results", admin_other_methods, name="admin_other")
     app.router.add_get("/{path:.*}", image, name="image")
     return app
 
@@ -145,8 +149,22 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 def _bearer_matches(request: web.Request, token: str) -> bool:
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    try:  # bytes that are not UTF-8 arrive as surrogates: such a header matches no token
+        given = request.headers.get("Authorization", "").encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
+async def admin_other_methods(request: web.Request) -> web.StreamResponse:
+    """``/admin/results`` answers DELETE only (and nothing while ``admin.token`` is unset)."""
+    allowed = ["DELETE"] if request.app[CONFIG_KEY].admin.token else []
+    raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+
+async def _security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    # Every answer, errors and 304s included: a browser must never sniff a body into HTML.
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 async def image(request: web.Request) -> web.StreamResponse:
@@ -233,13 +251,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not _TOKEN.fullmatch(request_id):
         request_id = uuid.uuid4().hex
     REQUEST_ID.set(request_id)  # this request's task only: every log line carries it
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except HttpError as exc:
         response = _error_response(request, exc)
-        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
+        level = logging.WARNING if exc.status >= 500 else logging.INFO
+        log.log(level, "%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
     except web.HTTPException as exc:
-        response = web.Response(status=exc.status, text=exc.reason, headers=_NO_STORE)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        response = web.Response(status=exc.status, text=exc.reason, headers=_NO_STORE | allow)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         response = web.Response(
@@ -248,6 +269,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     response.headers[REQUEST_ID_HEADER] = request_id
     route = request.match_info.route.name or "unmatched"
     metrics.REQUESTS.labels(route=route, status=str(response.status)).inc()
+    metrics.observe_request(response.status, time.perf_counter() - started)
     return response
 
 

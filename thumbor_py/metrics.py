@@ -9,6 +9,7 @@ the whole server whichever worker answers.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,7 @@ def timed(stage: str) -> Iterator[None]:
 def exposition() -> tuple[bytes, str]:
     """The text exposition of every metric, across worker processes when there are several."""
     if os.environ.get(MULTIPROC_ENV):
+        sample_process()  # this worker's own numbers are fresh in every scrape
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -87,3 +89,76 @@ def worker_exited(pid: int) -> None:
     """Drop a dead worker's live gauges from the aggregate."""
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+# --- Per-process resources and whole-request latency -------------------------------------
+# With several workers the default ProcessCollector is not in the aggregated registry, so each
+# worker samples itself into "liveall" gauges (one series per pid, dropped when it exits).
+# Unregistered in single-process mode, where prometheus_client's own process_* metrics apply.
+_PROCESS_SAMPLE_SECONDS = 5.0
+_STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+REQUEST_SECONDS = Histogram(
+    "thumbor_py_request_seconds",
+    "Whole-request latency, by status class (2xx, 3xx, 4xx, 5xx).",
+    ["status_class"],
+    buckets=_STAGE_BUCKETS,
+)
+PROCESS_RSS = Gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes, per worker process.",
+    multiprocess_mode="liveall",
+    registry=None,
+)
+PROCESS_CPU = Gauge(
+    "process_cpu_seconds_total",
+    "User and system CPU time spent in seconds, per worker process.",
+    multiprocess_mode="liveall",
+    registry=None,
+)
+PROCESS_FDS = Gauge(
+    "process_open_fds",
+    "Number of open file descriptors, per worker process.",
+    multiprocess_mode="liveall",
+    registry=None,
+)
+_sampler_pid = 0
+
+
+def status_class(status: int) -> str:
+    """``2xx`` for 200..299 and so on; anything outside 100..599 counts as ``5xx``."""
+    first = status // 100
+    return f"{first}xx" if 1 <= first <= 5 else "5xx"
+
+
+def observe_request(status: int, seconds: float) -> None:
+    """Record one answered request; starts this process's resource sampler on first use."""
+    REQUEST_SECONDS.labels(status_class=status_class(status)).observe(seconds)
+    if os.environ.get(MULTIPROC_ENV):
+        _start_process_sampler()
+
+
+def sample_process() -> None:
+    """Write this process's RSS, CPU seconds and open descriptors (reads /proc: off-loop)."""
+    times = os.times()
+    PROCESS_CPU.set(times.user + times.system)
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            PROCESS_RSS.set(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+        PROCESS_FDS.set(len(os.listdir("/proc/self/fd")))
+    except (OSError, ValueError, IndexError):
+        pass  # no /proc (not Linux): CPU time only
+
+
+def _start_process_sampler() -> None:
+    global _sampler_pid  # one sampler thread per (forked) process
+    if _sampler_pid == os.getpid():
+        return
+    _sampler_pid = os.getpid()
+
+    def run() -> None:
+        while True:
+            sample_process()
+            time.sleep(_PROCESS_SAMPLE_SECONDS)
+
+    threading.Thread(target=run, name="thumbor-py-process-metrics", daemon=True).start()
