@@ -17,10 +17,11 @@ from aiohttp import web
 from thumbor_py import metrics, signing, url
 from thumbor_py.config import Config
 from thumbor_py.errors import ConfigError, HttpError, OverloadedError
+from thumbor_py.imaging import formats
 from thumbor_py.imaging.filters import build_registry
 from thumbor_py.imaging.transform import Renderer
 from thumbor_py.logs import REQUEST_ID
-from thumbor_py.negotiation import negotiate
+from thumbor_py.negotiation import answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline, StoragePolicy
 from thumbor_py.plugins import Lifecycle, PluginContext, ResultStorage, create_plugin
 from thumbor_py.results import GuardedResultStorage
@@ -172,6 +173,7 @@ async def image(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG_KEY]
     raw_path = request.rel_url.raw_path
     parsed = url.parse(raw_path)
+    formats.SOURCE_FOR_LOGS.set(parsed.image)  # named in render-thread warnings
     signing.verify(
         parsed, raw_path, keys=config.signing_keys, allow_unsafe=config.security.allow_unsafe
     )
@@ -182,7 +184,8 @@ async def image(request: web.Request) -> web.StreamResponse:
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
-    return _respond(request, config, outcome, vary=negotiated.varies)
+    vary = answer_varies(negotiated, animated=outcome.animated, config=config.imaging)
+    return _respond(request, config, outcome, vary=vary)
 
 
 def _respond(request: web.Request, config: Config, outcome: Outcome, *, vary: bool) -> web.Response:
