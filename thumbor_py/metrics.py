@@ -8,6 +8,7 @@ the whole server whichever worker answers.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -96,31 +97,12 @@ def worker_exited(pid: int) -> None:
 # worker samples itself into "liveall" gauges (one series per pid, dropped when it exits).
 # Unregistered in single-process mode, where prometheus_client's own process_* metrics apply.
 _PROCESS_SAMPLE_SECONDS = 5.0
-_STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 REQUEST_SECONDS = Histogram(
     "thumbor_py_request_seconds",
     "Whole-request latency, by status class (2xx, 3xx, 4xx, 5xx).",
     ["status_class"],
     buckets=_STAGE_BUCKETS,
-)
-PROCESS_RSS = Gauge(
-    "process_resident_memory_bytes",
-    "Resident memory size in bytes, per worker process.",
-    multiprocess_mode="liveall",
-    registry=None,
-)
-PROCESS_CPU = Gauge(
-    "process_cpu_seconds_total",
-    "User and system CPU time spent in seconds, per worker process.",
-    multiprocess_mode="liveall",
-    registry=None,
-)
-PROCESS_FDS = Gauge(
-    "process_open_fds",
-    "Number of open file descriptors, per worker process.",
-    multiprocess_mode="liveall",
-    registry=None,
 )
 _sampler_pid = 0
 
@@ -138,14 +120,29 @@ def observe_request(status: int, seconds: float) -> None:
         _start_process_sampler()
 
 
+@functools.cache
+def _process_gauges() -> tuple[Gauge, Gauge, Gauge]:
+    # Made on first sample, so that a process that never samples (the supervisor) writes no
+    # zero-valued series of its own.
+    def gauge(name: str, text: str) -> Gauge:
+        return Gauge(name, text, multiprocess_mode="liveall", registry=None)
+
+    return (
+        gauge("process_resident_memory_bytes", "Resident memory size in bytes, per worker."),
+        gauge("process_cpu_seconds_total", "User and system CPU seconds, per worker."),
+        gauge("process_open_fds", "Number of open file descriptors, per worker."),
+    )
+
+
 def sample_process() -> None:
     """Write this process's RSS, CPU seconds and open descriptors (reads /proc: off-loop)."""
+    rss, cpu, fds = _process_gauges()
     times = os.times()
-    PROCESS_CPU.set(times.user + times.system)
+    cpu.set(times.user + times.system)
     try:
         with open("/proc/self/statm", encoding="ascii") as statm:
-            PROCESS_RSS.set(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
-        PROCESS_FDS.set(len(os.listdir("/proc/self/fd")))
+            rss.set(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+        fds.set(len(os.listdir("/proc/self/fd")))
     except (OSError, ValueError, IndexError):
         pass  # no /proc (not Linux): CPU time only
 
