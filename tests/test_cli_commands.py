@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,8 @@ from thumbor_py.cli import _parser, main
 from thumbor_py.config_dump import MASK
 
 KEY = "ACME-SEC"
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent / "thumbor-py"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -120,3 +127,44 @@ def test_config_without_a_file_shows_the_quick_start(capsys: pytest.CaptureFixtu
     data = yaml.safe_load(out)
     assert code == 0
     assert data["security"] == {"key": None, "previous_keys": [], "allow_unsafe": True}
+
+
+def _serve(tmp_path: Path, *argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "security: {allow_unsafe: true}\n"
+        f"loader: {{use: file, settings: {{root: {REPO / 'samples'}}}}}\n"
+        "server: {log_format: json, workers: 1}\n"
+    )
+    return subprocess.run(
+        [str(BIN), "serve", "--config", str(path), *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def test_serve_warns_about_unknown_variables_through_the_configured_log(tmp_path: Path) -> None:
+    with socket.socket() as busy:  # a busy port: serve stops right after loading the config
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _serve(tmp_path, "--port", str(port), env={"THUMBOR_PY_SERVR_PORT": "1"})
+    warnings = [
+        json.loads(line)
+        for line in result.stderr.splitlines()
+        if line.startswith("{") and "THUMBOR_PY_SERVR_PORT" in line
+    ]
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0]["level"] == "WARNING"
+    assert "THUMBOR_PY_SERVER_PORT" in warnings[0]["message"]
+
+
+def test_serve_refuses_an_out_of_range_port_override(tmp_path: Path) -> None:
+    result = _serve(tmp_path, "--port", "70000", env={})
+    assert result.returncode == 2
+    assert "server.port" in result.stderr
+    assert "Traceback" not in result.stderr

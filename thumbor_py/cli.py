@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from thumbor_py import logs
@@ -110,7 +112,8 @@ def _size(text: str) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from thumbor_py import server  # aiohttp is only needed to serve
 
-    config = load_config(args.config)
+    with _held_warnings() as held:  # shown once logging is set up (JSON lines included)
+        config = load_config(args.config)
     overrides = {
         name: value
         for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
@@ -118,7 +121,10 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+        config.validate()  # --port 70000 is refused like server.port: 70000
     logs.configure(config.server.log_format, config.server.log_level)
+    for record in held:
+        logging.getLogger(record.name).handle(record)
     _print_banner(config)
     try:
         server.serve(config)
@@ -127,6 +133,32 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"thumbor-py: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _held_warnings() -> Iterator[list[logging.LogRecord]]:
+    """Hold what loading the config logs (unknown ``THUMBOR_PY_*`` variables) until the
+    configured log handler exists, instead of printing it through logging's bare fallback."""
+    held: list[logging.LogRecord] = []
+    handler = _ListHandler(held)
+    logger = logging.getLogger("thumbor_py.config")
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield held
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self._records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._records.append(record)
 
 
 def _print_banner(config: Config) -> None:
