@@ -184,3 +184,21 @@ def test_check_config_rejects_what_serve_would_fail_on(
     )
     assert main(["check-config", str(path)]) == 2
     assert "configuration error" in capsys.readouterr().err
+
+
+def test_check_config_rejects_a_host_that_does_not_resolve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("security: {key: k}\nserver: {host: no-such-host.invalid}\n")
+    assert main(["check-config", str(path)]) == 2
+    assert "server.host" in capsys.readouterr().err
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "security: {key: k}\nimaging:\n  <<: {quality: 70, max_width: 300}\n  quality: 90\n"
+    )
+    config = load_config(path, env={})
+    assert (config.imaging.quality, config.imaging.max_width) == (90, 300)

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -256,5 +257,14 @@ def _check_config(args: argparse.Namespace) -> int:
     from thumbor_py.app import create_app
 
     create_app(config)  # resolves plugins: a bad module:Class is reported here too
+    _check_host(config.server.host)
     print(f"{args.file}: OK")
     return 0
+
+
+def _check_host(host: str) -> None:
+    """``server.host`` must resolve, or ``serve`` would fail when it binds."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"server.host: cannot resolve {host!r}: {exc}") from exc

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 # Plugin aliases whose ``settings.root`` is a folder, resolved against the config file's folder.
 _ROOTED_ALIASES = frozenset({"file"})
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -27,6 +28,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
         """Build the mapping, failing on the second occurrence of a key."""
         seen: set[object] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue  # "<<: *anchor" keys may be overridden: that is what merging is for
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
