@@ -62,7 +62,7 @@ class FileLoader:
     def __init__(self, settings: Settings, context: PluginContext) -> None:
         root = Path(settings.root).expanduser()
         if not root.is_dir():
-            raise ValueError(f"root {settings.root!r} is not a folder")
+            raise ValueError(f"root {str(root.absolute())!r} is not a folder")
         self._root = root.resolve()
         self._context = context
 

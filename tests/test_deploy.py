@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +75,51 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     for path in copied:
         if not path.startswith("/"):
             assert (REPO / path).exists(), path
+
+
+# Compose's interpolation of ``${VAR:?message}`` / ``${VAR:-default}`` / ``${VAR}``.
+_INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:\?|:-|\?|-)(?P<arg>[^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """The Compose file's text as ``docker compose`` would see it under ``env``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        value = env.get(name)
+        if op == ":?" and not value:
+            raise ValueError(f"required variable {name} is missing a value: {arg}")
+        if op == ":-" and not value:
+            return arg
+        return value or ""
+
+    return _INTERPOLATION.sub(replace, text)
+
+
+@pytest.mark.parametrize("env", [{}, {"THUMBOR_PY_SECURITY_KEY": ""}], ids=["unset", "empty"])
+def test_compose_refuses_to_start_without_a_signing_key(env: dict[str, str]) -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    with pytest.raises(ValueError, match="THUMBOR_PY_SECURITY_KEY"):
+        interpolate(text, env)
+
+
+def test_compose_passes_the_signing_key_through() -> None:
+    text = interpolate((REPO / "docker-compose.yml").read_text(), {"THUMBOR_PY_SECURITY_KEY": "s"})
+    environment = yaml.safe_load(text)["services"]["thumbor-py"]["environment"]
+    assert environment["THUMBOR_PY_SECURITY_KEY"] == "s"
+    assert "change-me" not in text
+
+
+def _make_dry_run(target: str) -> str:
+    result = subprocess.run(
+        ["make", "-n", "-B", target], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_serve_installs_only_the_runtime_dependencies() -> None:
+    serve = _make_dry_run("serve")
+    assert "pip install --quiet -e ." in serve
+    assert "[test]" not in serve
+    assert "[test]" in _make_dry_run("test")

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Unpack
@@ -24,8 +25,9 @@ from thumbor_py.errors import (
     OverloadedError,
     UnauthorizedError,
 )
+from thumbor_py.imaging import formats
 from thumbor_py.logs import REQUEST_ID
-from thumbor_py.negotiation import negotiate
+from thumbor_py.negotiation import answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
 from thumbor_py.results import GuardedResultStorage, readiness
@@ -49,6 +51,7 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     ``result_storage``, ``detectors``, ``registry``) are used as they are."""
     parts = build_parts(config, **given)
     app = web.Application(middlewares=[error_middleware])
+    app.on_response_prepare.append(_security_headers)
     app[CONFIG_KEY] = config
     app[PIPELINE_KEY] = parts.pipeline
     if parts.result_storage is not None:
@@ -60,6 +63,8 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
         app.router.add_get("/metrics", metrics_endpoint, name="metrics")
     if config.admin.token:
         app.router.add_delete("/admin/results", purge, name="admin")
+    # Registered before the image route so that no method on it is parsed as an image URL.
+    app.router.add_route("*", "/admin/results", admin_other_methods, name="admin_other")
     app.router.add_get("/{path:.*}", image, name="image")
     return app
 
@@ -107,9 +112,23 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 def _require_bearer(request: web.Request, token: str) -> None:
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    try:  # bytes that are not UTF-8 arrive as surrogates: such a header matches no token
+        given = request.headers.get("Authorization", "").encode("utf-8")
+    except UnicodeEncodeError:
+        given = b""
+    if not hmac.compare_digest(given, f"Bearer {token}".encode()):
         raise UnauthorizedError("missing or wrong bearer token")
+
+
+async def admin_other_methods(request: web.Request) -> web.StreamResponse:
+    """``/admin/results`` answers DELETE only (and nothing while ``admin.token`` is unset)."""
+    allowed = ["DELETE"] if request.app[CONFIG_KEY].admin.token else []
+    raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+
+async def _security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    # Every answer, errors and 304s included: a browser must never sniff a body into HTML.
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 async def image(request: web.Request) -> web.StreamResponse:
@@ -117,6 +136,7 @@ async def image(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG_KEY]
     raw_path = request.rel_url.raw_path
     parsed = url.parse(raw_path)
+    formats.SOURCE_FOR_LOGS.set(parsed.image)  # named in render-thread warnings
     signing.verify(
         parsed, raw_path, keys=config.signing_keys, allow_unsafe=config.security.allow_unsafe
     )
@@ -127,7 +147,8 @@ async def image(request: web.Request) -> web.StreamResponse:
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
-    return _respond(request, config, outcome, vary=negotiated.varies)
+    vary = answer_varies(negotiated, animated=outcome.animated, config=config.imaging)
+    return _respond(request, config, outcome, vary=vary)
 
 
 def _respond(request: web.Request, config: Config, outcome: Outcome, *, vary: bool) -> web.Response:
@@ -192,13 +213,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not _TOKEN.fullmatch(request_id):
         request_id = uuid.uuid4().hex
     REQUEST_ID.set(request_id)  # this request's task only: every log line carries it
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except HttpError as exc:
         response = _error_response(request, exc)
-        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
+        level = logging.WARNING if exc.status >= 500 else logging.INFO
+        log.log(level, "%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
     except web.HTTPException as exc:
-        response = web.Response(status=exc.status, text=exc.reason, headers=_NO_STORE)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        response = web.Response(status=exc.status, text=exc.reason, headers=_NO_STORE | allow)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         response = web.Response(
@@ -207,6 +231,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     response.headers[REQUEST_ID_HEADER] = request_id
     route = request.match_info.route.name or "unmatched"
     metrics.REQUESTS.labels(route=route, status=str(response.status)).inc()
+    metrics.observe_request(response.status, time.perf_counter() - started)
     return response
 
 

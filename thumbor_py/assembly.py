@@ -10,7 +10,7 @@ embedding application); the rest is built from the config. Every failure is a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
@@ -19,6 +19,7 @@ from PIL import Image
 
 from thumbor_py import metrics
 from thumbor_py.config import Config, ImagingConfig, PluginConfig
+from thumbor_py.config_checks import did_you_mean
 from thumbor_py.errors import ConfigError
 from thumbor_py.imaging import formats
 from thumbor_py.imaging.detection import SmartDetection
@@ -210,10 +211,20 @@ def build_renderer(
     apply_process_settings()
     if registry is None:
         registry = build_registry(load_filter_plugins(imaging.filter_plugins))
+    _check_filter_names(imaging, registry)
     if detectors is None:
         context = PluginContext(max_source_bytes=imaging.max_source_bytes)
         detectors = build_detectors(imaging.detectors, context)
     return Renderer(imaging, registry, detection=SmartDetection(imaging, detectors))
+
+
+def _check_filter_names(imaging: ImagingConfig, registry: Mapping[str, FilterSpec]) -> None:
+    """``imaging.filters`` names only filters that exist (built-in or plugin)."""
+    for index, name in enumerate(imaging.filters or ()):
+        if name not in registry:
+            raise ConfigError(
+                f"imaging.filters[{index}]: unknown filter {name!r}{did_you_mean(name, registry)}"
+            )
 
 
 def build_master_cache(imaging: ImagingConfig) -> MasterCache | None:

@@ -49,7 +49,7 @@ def build_url(
     """
     filter_text = filters if isinstance(filters, str) else ":".join(filters)
     request = ImageRequest(
-        image=quote(image, safe=_IMAGE_SAFE),
+        image=quote_path(image),
         debug=debug,
         meta=meta,
         trim=Trim("top-left" if trim is True else trim, trim_tolerance) if trim else None,
@@ -70,6 +70,12 @@ def build_url(
         return f"/unsafe/{request.path}"
     # Not signed_path(): it strips leading slashes, which belong to an image like "/a.jpg".
     return f"/{sign(key, request.path)}/{request.path}"
+
+
+def quote_path(text: str) -> str:
+    """``text`` percent-encoded where a URL needs it, leaving the path punctuation Thumbor
+    URLs use; the one encoding both ``build_url`` and ``thumbor-py sign`` apply."""
+    return quote(text, safe=_IMAGE_SAFE)
 
 
 def _dimension(value: int | str) -> Dimension:

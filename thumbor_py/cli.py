@@ -1,19 +1,32 @@
-"""The ``thumbor-py`` command: ``serve``, ``sign``, ``url`` and ``check-config``."""
+"""The ``thumbor-py`` command: ``serve``, ``sign``, ``url``, ``purge``, ``config`` and
+``check-config``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import logging
+import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from thumbor_py import logs
-from thumbor_py.builder import build_url
-from thumbor_py.config import Config, load_config
+from thumbor_py.builder import build_url, quote_path
+from thumbor_py.config import ENV_PREFIX, Config, load_config
 from thumbor_py.errors import ConfigError, StorageError
 from thumbor_py.signing import signed_path
+
+_DESCRIPTION = (
+    "A Thumbor-compatible image server. Commands: serve (run the server), sign and url "
+    "(make signed URLs), purge (delete stored variants of a source), config (print the "
+    "effective configuration) and check-config (validate a config file)."
+)
+_KEY_ENV = f"{ENV_PREFIX}SECURITY_KEY"
+_KEY_HELP = f"the signing key (default: {_KEY_ENV}, or security.key of --config)"
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}
 
@@ -30,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thumbor-py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="thumbor-py", description=_DESCRIPTION)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the image server")
@@ -41,13 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(command=_serve)
 
     sign = commands.add_parser("sign", help="print the signed path for PATH")
-    sign.add_argument("--key", required=True)
+    sign.add_argument("--key", help=_KEY_HELP)
+    sign.add_argument("--config", "-c", help="YAML config whose security.key signs")
     sign.add_argument("path", help="the path after the signature, e.g. 300x200/img.jpg")
     sign.set_defaults(command=_sign)
 
     url = commands.add_parser("url", help="build a Thumbor URL")
     url.add_argument("image")
-    url.add_argument("--key", help="sign with this key (default: an /unsafe/ URL)")
+    url.add_argument("--key", help=_KEY_HELP + "; with none, an /unsafe/ URL")
+    url.add_argument("--config", "-c", help="YAML config whose security.key signs")
+    url.add_argument("--unsafe", action="store_true", help="an /unsafe/ URL even with a key")
     url.add_argument("--width", type=_size, default="0", help="pixels, 0 or orig")
     url.add_argument("--height", type=_size, default="0", help="pixels, 0 or orig")
     url.add_argument("--fit-in", action="store_true")
@@ -61,13 +77,24 @@ def _parser() -> argparse.ArgumentParser:
     url.add_argument("--flip", action="store_true", help="flip horizontally")
     url.add_argument("--flop", action="store_true", help="flip vertically")
     url.add_argument("--meta", action="store_true")
-    url.add_argument("--filters", default="", help="e.g. 'quality(80):format(webp)'")
+    url.add_argument(
+        "--filters",
+        action="append",
+        default=[],
+        help="e.g. 'quality(80):format(webp)'; may be repeated",
+    )
     url.set_defaults(command=_url)
 
     purge = commands.add_parser("purge", help="delete every stored variant of a source")
     purge.add_argument("--config", "-c", help="YAML config naming the result storage")
     purge.add_argument("--source", required=True, help="the image part of the URLs, decoded")
     purge.set_defaults(command=_purge)
+
+    show = commands.add_parser(
+        "config", help="print the effective configuration (defaults + file + environment)"
+    )
+    show.add_argument("--config", "-c", help="YAML config (default: the embedded quick start)")
+    show.set_defaults(command=_show_config)
 
     check = commands.add_parser("check-config", help="validate a YAML config and exit")
     check.add_argument("file")
@@ -86,7 +113,8 @@ def _size(text: str) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from thumbor_py import server  # aiohttp is only needed to serve
 
-    config = load_config(args.config)
+    with _held_warnings() as held:  # shown once logging is set up (JSON lines included)
+        config = load_config(args.config)
     overrides = {
         name: value
         for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
@@ -94,7 +122,10 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+        config.validate()  # --port 70000 is refused like server.port: 70000
     logs.configure(config.server.log_format, config.server.log_level)
+    for record in held:
+        logging.getLogger(record.name).handle(record)
     _print_banner(config)
     try:
         server.serve(config)
@@ -103,6 +134,32 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"thumbor-py: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _held_warnings() -> Iterator[list[logging.LogRecord]]:
+    """Hold what loading the config logs (unknown ``THUMBOR_PY_*`` variables) until the
+    configured log handler exists, instead of printing it through logging's bare fallback."""
+    held: list[logging.LogRecord] = []
+    handler = _ListHandler(held)
+    logger = logging.getLogger("thumbor_py.config")
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield held
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self._records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._records.append(record)
 
 
 def _print_banner(config: Config) -> None:
@@ -127,8 +184,28 @@ def _example_image(config: Config) -> str | None:
     return images[0].name if images else None
 
 
+def _signing_key(args: argparse.Namespace) -> str | None:
+    """``--key``, else ``security.key`` of ``--config`` (environment included), else the
+    environment: the key need not be typed where the shell history keeps it."""
+    if args.key:
+        return str(args.key)
+    if args.config:
+        return load_config(args.config).security.key
+    return os.environ.get(_KEY_ENV) or None
+
+
 def _sign(args: argparse.Namespace) -> int:
-    print(signed_path(args.key, args.path))
+    key = _signing_key(args)
+    if key is None:
+        raise ConfigError(f"security.key: give --key, set {_KEY_ENV} or name a --config with one")
+    print(signed_path(key, quote_path(args.path)))
+    return 0
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    from thumbor_py.config_dump import effective_yaml
+
+    print(effective_yaml(load_config(args.config)), end="")
     return 0
 
 
@@ -146,7 +223,7 @@ def _url(args: argparse.Namespace) -> int:
     print(
         build_url(
             args.image,
-            key=args.key,
+            key=None if args.unsafe else _signing_key(args),
             width=args.width,
             height=args.height,
             fit_in=args.fit_in,
@@ -160,7 +237,7 @@ def _url(args: argparse.Namespace) -> int:
             flip_horizontal=args.flip,
             flip_vertical=args.flop,
             meta=args.meta,
-            filters=args.filters,
+            filters=[text for text in args.filters if text],
         )
     )
     return 0
@@ -184,5 +261,14 @@ def _check_config(args: argparse.Namespace) -> int:
     from thumbor_py.app import create_app
 
     create_app(config)  # resolves plugins: a bad module:Class is reported here too
+    _check_host(config.server.host)
     print(f"{args.file}: OK")
     return 0
+
+
+def _check_host(host: str) -> None:
+    """``server.host`` must resolve, or ``serve`` would fail when it binds."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"server.host: cannot resolve {host!r}: {exc}") from exc

@@ -9,6 +9,7 @@ stay out of the file.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -18,9 +19,14 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from thumbor_py.config_checks import UniqueKeyLoader, did_you_mean, resolve_roots, validate_ranges
 from thumbor_py.errors import ConfigError
 
 ENV_PREFIX = "THUMBOR_PY_"
+# THUMBOR_PY_* variables read outside this module (not config fields): never warned about.
+OTHER_ENV_NAMES = frozenset({"THUMBOR_PY_MONGODB_URI", "THUMBOR_PY_TEST_MONGODB_URI"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,6 +239,7 @@ class Config:
         _check_positive(self.imaging, ("quality", "max_pixels", "max_source_bytes"), "imaging")
         _check_positive(self.server, ("render_threads", "render_queue"), "server")
         _check_imaging(self.imaging)
+        validate_ranges(self)
 
 
 # The configuration `thumbor-py serve` uses without --config: no external services.
@@ -245,19 +252,24 @@ EMBEDDED_DEFAULT: Mapping[str, object] = types.MappingProxyType(
 
 
 def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None) -> Config:
-    """Load a YAML file (or the embedded quick-start default when ``path`` is None)."""
+    """Load a YAML file (or the embedded quick-start default when ``path`` is None).
+
+    Relative plugin roots written in the file (``loader.settings.root``, the file result
+    storage's root) are resolved against the file's folder, not the current directory.
+    """
     if path is None:
         return Config.from_mapping(EMBEDDED_DEFAULT, env=env)
+    absolute = Path(path).absolute()
     try:
-        text = Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        text = absolute.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+        raise ConfigError(f"{absolute}: cannot read config file: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return Config.from_mapping(data, env=env)
+    return Config.from_mapping(resolve_roots(data or {}, absolute.parent), env=env)
 
 
 # The smallest copy detectors can find anything in.
@@ -376,27 +388,57 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> dict[str, object]:
-    """Overlay ``THUMBOR_PY_<SECTION>_<KEY>`` variables onto scalar fields of each section."""
-    hints = typing.get_type_hints(Config)
-    for section, section_type in hints.items():
+def _env_fields() -> dict[str, tuple[str, str, Any]]:
+    """Every ``THUMBOR_PY_<SECTION>_<KEY>`` name: its section, field and field type."""
+    fields: dict[str, tuple[str, str, Any]] = {}
+    for section, section_type in typing.get_type_hints(Config).items():
         if not isinstance(section_type, type) or not dataclasses.is_dataclass(section_type):
             continue
         if section_type is PluginConfig:
             continue
+        hints = typing.get_type_hints(section_type)
         for field in dataclasses.fields(section_type):
             name = f"{ENV_PREFIX}{section}_{field.name}".upper()
-            if name not in env:
-                continue
-            raw = env[name]
-            section_data = data.get(section) or {}
-            if not isinstance(section_data, dict):
-                raise ConfigError(f"{section}: expected a mapping, got {_kind(section_data)}")
-            field_type = typing.get_type_hints(section_type)[field.name]
-            section_data = dict(section_data)
-            section_data[field.name] = raw if _is_str_field(field_type) else _env_value(raw, name)
-            data[section] = section_data
+            fields[name] = (section, field.name, hints[field.name])
+    return fields
+
+
+def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> dict[str, object]:
+    """Overlay ``THUMBOR_PY_<SECTION>_<KEY>`` variables onto scalar fields of each section."""
+    fields = _env_fields()
+    warn_unknown_env(env, fields)
+    for name, (section, field_name, field_type) in fields.items():
+        if name not in env:
+            continue
+        raw = env[name]
+        if raw == "" and _is_optional_str(field_type):
+            continue  # ``KEY=`` (an empty compose default) means "not set", never an empty key
+        section_data = data.get(section) or {}
+        if not isinstance(section_data, dict):
+            raise ConfigError(f"{section}: expected a mapping, got {_kind(section_data)}")
+        section_data = dict(section_data)
+        section_data[field_name] = raw if _is_str_field(field_type) else _env_value(raw, name)
+        data[section] = section_data
     return data
+
+
+def warn_unknown_env(env: Mapping[str, str], fields: typing.Iterable[str] | None = None) -> None:
+    """Log a WARNING for each ``THUMBOR_PY_*`` variable that configures nothing (a typo)."""
+    known = set(_env_fields() if fields is None else fields)
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known and name not in OTHER_ENV_NAMES:
+            log.warning(
+                "environment variable %s configures nothing: ignored%s",
+                name,
+                did_you_mean(name, known | OTHER_ENV_NAMES),
+            )
+
+
+def _is_optional_str(tp: Any) -> bool:
+    return typing.get_origin(tp) is types.UnionType and set(typing.get_args(tp)) == {
+        str,
+        type(None),
+    }
 
 
 def _is_str_field(tp: Any) -> bool:

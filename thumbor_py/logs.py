@@ -9,8 +9,12 @@ import sys
 from datetime import UTC, datetime
 
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web import BaseRequest, StreamResponse
+from aiohttp.web import BaseRequest, Response, StreamResponse
 
+# Statuses that mean "we could not serve it" for a reason outside the request: an operator
+# should see them without turning INFO on (a 500 is logged with its traceback elsewhere).
+_WARNING_STATUSES = frozenset({500, 502, 503, 504})
+_NO_BODY_STATUSES = frozenset({204, 304})
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
@@ -56,28 +60,48 @@ def configure(log_format: str = "plain", level: str = "INFO") -> None:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One access-log line per request, with its id, status, size and duration."""
+    """One access-log line per request, with its id, status, body size and duration."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        """Write the access line for a finished request."""
+        """Write the access line for a finished request (5xx at WARNING)."""
         request_id = response.headers.get("X-Request-ID", "-")
+        size = body_bytes(request, response)
         fields = {
             "remote": request.remote,
             "method": request.method,
             "path": request.path_qs,
             "status": response.status,
-            "bytes": response.body_length,
+            "bytes": size,
             "duration_ms": round(time * 1000, 2),
             "user_agent": request.headers.get("User-Agent", "-"),
         }
-        self.logger.info(
+        self.logger.log(
+            logging.WARNING if response.status in _WARNING_STATUSES else logging.INFO,
             '%s "%s %s" %s %s %.1fms "%s"',
             request.remote,
             request.method,
             request.path_qs,
             response.status,
-            response.body_length,
+            size,
             time * 1000,
             fields["user_agent"],
             extra={"request_id": request_id, "fields": fields},
         )
+
+
+def body_bytes(request: BaseRequest, response: StreamResponse) -> int:
+    """Bytes of the body sent, headers excluded (aiohttp's ``body_length`` counts both)."""
+    if request.method == "HEAD" or response.status in _NO_BODY_STATUSES or response.status < 200:
+        return 0
+    if isinstance(response, Response) and isinstance(response.body, bytes | bytearray):
+        return len(response.body)
+    if response.content_length is not None:
+        return response.content_length
+    return max(response.body_length - _header_bytes(response), 0)
+
+
+def _header_bytes(response: StreamResponse) -> int:
+    """The size of the status line and headers as written (``HTTP/1.1 200 OK\r\n`` ...)."""
+    status_line = len(f"HTTP/1.1 {response.status} {response.reason}\r\n")
+    headers = sum(len(name) + len(value) + 4 for name, value in response.headers.items())
+    return status_line + headers + 2

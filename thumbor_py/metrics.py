@@ -10,6 +10,7 @@ this module has no side effect, and the folder may be set at any point before se
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import threading
@@ -144,6 +145,7 @@ def exposition() -> tuple[bytes, str]:
 
     create_all()  # a scrape before any request still lists every metric
     if os.environ.get(MULTIPROC_ENV):
+        sample_process()  # this worker's own numbers are fresh in every scrape
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -156,3 +158,76 @@ def worker_exited(pid: int) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+# --- Per-process resources and whole-request latency -------------------------------------
+# With several workers the default ProcessCollector is not in the aggregated registry, so each
+# worker samples itself into "liveall" gauges (one series per pid, dropped when it exits).
+# Unregistered in single-process mode, where prometheus_client's own process_* metrics apply.
+_PROCESS_SAMPLE_SECONDS = 5.0
+
+REQUEST_SECONDS: Histogram = _lazy(
+    "Histogram",
+    "thumbor_py_request_seconds",
+    "Whole-request latency, by status class (2xx, 3xx, 4xx, 5xx).",
+    ["status_class"],
+    buckets=_STAGE_BUCKETS,
+)
+_sampler_pid = 0
+
+
+def status_class(status: int) -> str:
+    """``2xx`` for 200..299 and so on; anything outside 100..599 counts as ``5xx``."""
+    first = status // 100
+    return f"{first}xx" if 1 <= first <= 5 else "5xx"
+
+
+def observe_request(status: int, seconds: float) -> None:
+    """Record one answered request; starts this process's resource sampler on first use."""
+    REQUEST_SECONDS.labels(status_class=status_class(status)).observe(seconds)
+    if os.environ.get(MULTIPROC_ENV):
+        _start_process_sampler()
+
+
+@functools.cache
+def _process_gauges() -> tuple[Gauge, Gauge, Gauge]:
+    # Made on first sample, so that a process that never samples (the supervisor) writes no
+    # zero-valued series of its own.
+    def gauge(name: str, text: str) -> Gauge:
+        made: Gauge = importlib.import_module("prometheus_client").Gauge(
+            name, text, multiprocess_mode="liveall", registry=None
+        )
+        return made
+
+    return (
+        gauge("process_resident_memory_bytes", "Resident memory size in bytes, per worker."),
+        gauge("process_cpu_seconds_total", "User and system CPU seconds, per worker."),
+        gauge("process_open_fds", "Number of open file descriptors, per worker."),
+    )
+
+
+def sample_process() -> None:
+    """Write this process's RSS, CPU seconds and open descriptors (reads /proc: off-loop)."""
+    rss, cpu, fds = _process_gauges()
+    times = os.times()
+    cpu.set(times.user + times.system)
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            rss.set(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+        fds.set(len(os.listdir("/proc/self/fd")))
+    except (OSError, ValueError, IndexError):
+        pass  # no /proc (not Linux): CPU time only
+
+
+def _start_process_sampler() -> None:
+    global _sampler_pid  # one sampler thread per (forked) process
+    if _sampler_pid == os.getpid():
+        return
+    _sampler_pid = os.getpid()
+
+    def run() -> None:
+        while True:
+            sample_process()
+            time.sleep(_PROCESS_SAMPLE_SECONDS)
+
+    threading.Thread(target=run, name="thumbor-py-process-metrics", daemon=True).start()

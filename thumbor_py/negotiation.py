@@ -99,3 +99,10 @@ def negotiate(request: ImageRequest, accept: str | None, config: ImagingConfig) 
     if config.auto_jpg and quality(ranges, "image/jpeg") > 0:
         return Negotiated("jpeg", varies=True)
     return Negotiated("default", varies=True)
+
+
+def answer_varies(negotiated: Negotiated, *, animated: bool, config: ImagingConfig) -> bool:
+    """Whether the answer carries ``Vary: Accept``: not for an animation that no format class
+    converts (as Thumbor, which only varies when the image could become WebP), since its bytes
+    are the same whatever ``Accept`` says and the header would only split CDN caches."""
+    return negotiated.varies and (config.auto_convert_animated or not animated)

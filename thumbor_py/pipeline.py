@@ -54,6 +54,8 @@ class Outcome:
     redirect: str | None = None
     not_modified: bool = False
     from_storage: bool = False
+    # More than one frame (known after a render; a storage hit does not record it).
+    animated: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +150,7 @@ class Pipeline:
             max_age=rendered.max_age,
             data=rendered.data,
             not_modified=etag_matches(if_none_match, rendered.etag),
+            animated=rendered.frames > 1,
         )
 
     def _storable(self, request: ImageRequest) -> bool:

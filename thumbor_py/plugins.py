@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -249,4 +250,17 @@ def build_plugin(
         raise ConfigError(f"{settings_key}: cannot create {spec!r}: {exc}") from exc
     if not isinstance(plugin, protocol):  # type: ignore[misc]
         raise ConfigError(f"{key}: {spec!r} does not implement {protocol.__name__}")
+    check_coroutines(plugin, protocol, key=key, spec=spec)
     return plugin
+
+
+def check_coroutines(plugin: object, protocol: type[Any], *, key: str, spec: str) -> None:
+    """Refuse a plugin whose method is synchronous where ``protocol`` declares ``async def``
+    (``isinstance`` on a Protocol checks names only: a sync ``load`` would fail every request)."""
+    for name, member in vars(protocol).items():
+        if not inspect.iscoroutinefunction(member):
+            continue
+        if not inspect.iscoroutinefunction(getattr(plugin, name, None)):
+            raise ConfigError(
+                f"{key}: {spec!r} must define {name}() with 'async def' ({protocol.__name__})"
+            )

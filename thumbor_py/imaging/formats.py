@@ -3,8 +3,10 @@ browsers take (JPEG, PNG, WebP, AVIF, GIF, and HEIF on request)."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import io
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +45,11 @@ ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG", "AVIF"})
 _EXIF_ORIENTATION = 0x0112
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+_JPEG_EOI = b"\xff\xd9"
+# The source being rendered, for log lines only (set per request; the render thread runs in
+# a copy of the request's context).
+SOURCE_FOR_LOGS: contextvars.ContextVar[str] = contextvars.ContextVar("source", default="-")
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -66,6 +73,8 @@ class Opened:
     orientation: int
     frames: int
     mode: str = ""
+    # The encoded source, kept (not copied) so that a truncated JPEG can be decoded again.
+    data: bytes = field(default=b"", repr=False)
 
     @property
     def animated(self) -> bool:
@@ -104,7 +113,7 @@ def open_image(
     orientation = _orientation(image) if respect_orientation else 1
     oriented = (height, width) if orientation in _SWAPPED_ORIENTATIONS else (width, height)
     return Opened(
-        image, image.format or "", (width, height), oriented, orientation, frames, image.mode
+        image, image.format or "", (width, height), oriented, orientation, frames, image.mode, data
     )
 
 
@@ -123,19 +132,54 @@ def _orientation(image: Image.Image) -> int:
 
 
 def load_pixels(opened: Opened, draft_size: tuple[int, int] | None) -> Image.Image:
-    """Decode the first frame, using JPEG DCT scaling towards ``draft_size`` when given."""
-    image = opened.image
+    """Decode the first frame, using JPEG DCT scaling towards ``draft_size`` when given.
+
+    A truncated JPEG is served as browsers and Thumbor show it: the rows that decode, the
+    rest filled (unless no row decodes at all).
+    """
     try:
-        image.seek(0)
-        if draft_size is not None and opened.format == "JPEG":
-            # Drafting in the stored orientation: swap the box for rotated images.
-            box = draft_size[::-1] if opened.orientation in _SWAPPED_ORIENTATIONS else draft_size
-            image.draft(image.mode if image.mode in ("RGB", "L", "CMYK") else None, box)
-        image.load()
-        if opened.orientation != 1:
-            image = ImageOps.exif_transpose(image)
+        return _decode(opened, opened.image, draft_size)
     except _DECODE_ERRORS as exc:
-        raise ImageDecodeError("source image is truncated or corrupt") from exc
+        recovered = _decode_truncated_jpeg(opened, draft_size)
+        if recovered is None:
+            raise ImageDecodeError("source image is truncated or corrupt") from exc
+        return recovered
+
+
+def _decode(opened: Opened, image: Image.Image, draft_size: tuple[int, int] | None) -> Image.Image:
+    image.seek(0)
+    if draft_size is not None and opened.format == "JPEG":
+        # Drafting in the stored orientation: swap the box for rotated images.
+        box = draft_size[::-1] if opened.orientation in _SWAPPED_ORIENTATIONS else draft_size
+        image.draft(image.mode if image.mode in ("RGB", "L", "CMYK") else None, box)
+    image.load()
+    if opened.orientation != 1:
+        image = ImageOps.exif_transpose(image)
+    return image
+
+
+def _decode_truncated_jpeg(
+    opened: Opened, draft_size: tuple[int, int] | None
+) -> Image.Image | None:
+    """The JPEG decoded again with its end-of-image marker supplied, for this image only
+    (not Pillow's process-wide ``LOAD_TRUNCATED_IMAGES``); None when nothing decodes."""
+    if opened.format != "JPEG" or opened.data.endswith(_JPEG_EOI):
+        return None
+    if not _has_scan_data(opened.data):
+        return None  # cut before the first compressed byte: the decoder would invent rows
+    try:
+        image = _decode(opened, Image.open(io.BytesIO(opened.data + _JPEG_EOI)), draft_size)
+        extrema = image.getextrema()
+    except _DECODE_ERRORS:
+        return None
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    if all(low == high for low, high in bands):  # type: ignore[misc]
+        return None  # one flat fill: not a single row decoded
+    log.warning(
+        "truncated JPEG %s (%d bytes): serving the rows that decode, the rest filled",
+        SOURCE_FOR_LOGS.get(),
+        len(opened.data),
+    )
     return image
 
 
@@ -146,6 +190,14 @@ def source_icc(opened: Opened) -> bytes | None:
     if not icc or opened.mode == "CMYK":  # the source's mode (a cached master is RGB)
         return None
     return bytes(icc)
+
+
+def _has_scan_data(data: bytes) -> bool:
+    """Whether compressed bytes follow the first start-of-scan header (FFDA, length, ...)."""
+    start = data.find(b"\xff\xda")
+    if start < 0 or start + 4 > len(data):
+        return False
+    return start + 2 + int.from_bytes(data[start + 2 : start + 4], "big") < len(data)
 
 
 def normalize_mode(image: Image.Image) -> Image.Image:

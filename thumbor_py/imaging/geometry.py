@@ -290,5 +290,9 @@ def normalize_size(
 
 
 def scale_crop(crop: Crop, scale: float) -> Crop:
-    """A manual crop given in original pixels, expressed in a resized source's pixels."""
-    return Crop(*(round(v * scale) for v in (crop.left, crop.top, crop.right, crop.bottom)))
+    """A manual crop given in original pixels, expressed in a resized source's pixels.
+
+    Truncated, not rounded, as Thumbor does (it scales the crop as floats and its engine's
+    ``crop`` takes ``int()`` of each edge): 62.5..187.5 is 62..187, not 62..188.
+    """
+    return Crop(*(int(v * scale) for v in (crop.left, crop.top, crop.right, crop.bottom)))
