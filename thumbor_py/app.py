@@ -24,6 +24,8 @@ from thumbor_py.pipeline import Outcome, Pipeline, StoragePolicy
 from thumbor_py.plugins import Lifecycle, PluginContext, ResultStorage, create_plugin
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import build_loader
+from thumbor_py.sites import site_handler
+from thumbor_py.tenants import build_directory
 
 log = logging.getLogger("thumbor_py")
 
@@ -49,6 +51,7 @@ class _Resources:
 def create_app(config: Config) -> web.Application:
     """Build the application for ``config``; plugins are resolved here, before serving."""
     config.validate()
+    directory = build_directory(config)
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG_KEY] = config
     render_pool = ThreadPoolExecutor(
@@ -80,7 +83,10 @@ def create_app(config: Config) -> web.Application:
         app.router.add_get("/metrics", metrics_endpoint, name="metrics")
     if config.admin.token:
         app.router.add_delete("/admin/results", purge, name="admin")
-    app.router.add_get("/{path:.*}", image, name="image")
+    handler = (
+        image if directory is None else site_handler(directory, CONFIG_KEY, PIPELINE_KEY, _respond)
+    )
+    app.router.add_get("/{path:.*}", handler, name="image")
     return app
 
 
