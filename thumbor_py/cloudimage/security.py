@@ -35,7 +35,8 @@ def encode_eqs(query: str) -> str:
 def decode_eqs(eqs: str) -> list[tuple[str, str]]:
     """The sealed parameters of ``ci_eqs``; a 400 when it is not base64 of a query."""
     try:
-        text = base64.urlsafe_b64decode(eqs + "=" * (-len(eqs) % 4)).decode("utf-8")
+        padded = eqs + "=" * (-len(eqs) % 4)
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise SignatureError("ci_eqs is not url-safe base64 of a query") from exc
     return parse_qsl(text, keep_blank_values=True)
