@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from botocore.config import Config as BotoConfig
 from yarl import URL
 
 from tests.cloudimage.conftest import MakeClient, size_of, tenants_config
@@ -122,4 +122,3 @@ async def test_presigned_url_of_a_missing_key_is_404(
     client = await make_client(tenants_config(s3_endpoint))
     response = await client.get(f"/v7/{presigned('nope.jpg')}&w=100", headers=MILUV)
     assert response.status == 404
-

@@ -24,9 +24,7 @@ from thumbor_py.errors import UrlParseError
             (("w", "640"), ("h", "480")),
             id="presigned-plus-params",
         ),
-        pytest.param(
-            "/https:/b.com/a.jpg", "", "https://b.com/a.jpg", (), id="collapsed-slashes"
-        ),
+        pytest.param("/https:/b.com/a.jpg", "", "https://b.com/a.jpg", (), id="collapsed-slashes"),
         pytest.param(
             "/https%3A%2F%2Fb.com%2Fa.jpg%3Fw%3D5",
             "ci_url_encoded=1&w=9&zz=1",
@@ -39,9 +37,7 @@ from thumbor_py.errors import UrlParseError
         ),
     ],
 )
-def test_split(
-    path: str, query: str, origin: str, params: tuple[tuple[str, str], ...]
-) -> None:
+def test_split(path: str, query: str, origin: str, params: tuple[tuple[str, str], ...]) -> None:
     result = split(path, query)
     assert result.origin == origin
     assert result.params == params
@@ -76,9 +72,7 @@ def _thumbor(path: str) -> url.ImageRequest:
         pytest.param("w=300&h=200&func=face", "300x200/smart/a.jpg", id="face"),
         pytest.param("w=300&h=200&gravity=auto", "300x200/smart/a.jpg", id="auto"),
         pytest.param("w=300&h=200&gravity=north", "300x200/top/a.jpg", id="north"),
-        pytest.param(
-            "w=300&h=200&gravity=southwest", "300x200/left/bottom/a.jpg", id="southwest"
-        ),
+        pytest.param("w=300&h=200&gravity=southwest", "300x200/left/bottom/a.jpg", id="southwest"),
         pytest.param("w=300&h=200&gravity=center", "300x200/a.jpg", id="center"),
         pytest.param(
             "w=300&h=200&func=fit",
@@ -119,9 +113,7 @@ def _thumbor(path: str) -> url.ImageRequest:
         pytest.param("w=100&org_if_sml=1", "100x0/filters:ci_org_if_sml()/a.jpg", id="org"),
         pytest.param("r=90", "filters:rotate(90)/a.jpg", id="rotate-90"),
         pytest.param("r=45", "filters:ci_rotate(45,ffffff)/a.jpg", id="rotate-45"),
-        pytest.param(
-            "radius=20", "filters:round_corner(20,255,255,255,true)/a.jpg", id="radius"
-        ),
+        pytest.param("radius=20", "filters:round_corner(20,255,255,255,true)/a.jpg", id="radius"),
         pytest.param(
             "radius=20&bg_color=ff0000",
             "filters:round_corner(20,255,0,0)/a.jpg",
