@@ -13,9 +13,12 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import boto3
 import pytest
 import yaml
+from botocore.config import Config as BotoConfig
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,7 +39,11 @@ ORIGINALS = {
     "portrait.jpg": (1600, 2400),
     "square.jpg": (2000, 2000),
     "lazy.jpg": (2400, 1200),
+    "photo.jpg": (1800, 1200),
 }
+# The private original: an object in BUCKET reached only through a presigned URL.
+BUCKET = "miluv-media"
+PRIVATE = "photo.jpg"
 
 
 @pytest.fixture(scope="session")
@@ -65,22 +72,83 @@ def _draw(path: Path, size: tuple[int, int]) -> None:
     image.save(path, quality=85)
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The local origin: public images under ``images``, one private object behind a presigned
+    URL, and the origin's verdict on every request for the private object."""
+
+    images: str
+    presigned: str
+    verdicts: list[tuple[str, bool]]
+
+
+def _decoded_pairs(query: str) -> list[tuple[str, str]]:
+    pairs = (pair.partition("=") for pair in query.split("&") if pair)
+    return sorted((unquote(name), unquote(value)) for name, _, value in pairs)
+
+
+class _OriginHandler(SimpleHTTPRequestHandler):
+    """Files from the origin's folder; under BUCKET, only with the query that was presigned.
+
+    Like S3's SigV4 check, the query is compared after percent-decoding each name and value
+    (so ``%2F`` and ``/`` are the same), in any order; any other difference is a 403.
+    """
+
+    server: _OriginServer
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path.startswith(f"/{BUCKET}/"):
+            valid = self.server.signed.get(path) == _decoded_pairs(query)
+            self.server.verdicts.append((self.path, valid))
+            if not valid:
+                self.send_error(403, "SignatureDoesNotMatch")
+                return
+            self.path = path
+        super().do_GET()
+
     def log_message(self, format: str, *args: Any) -> None:
         return
 
 
+class _OriginServer(ThreadingHTTPServer):
+    signed: dict[str, list[tuple[str, str]]]
+    verdicts: list[tuple[str, bool]]
+
+
+def _presign(base: str, key: str) -> str:
+    """A real SigV4 presigned GET URL for ``key``, made by boto3 (path-style, on ``base``)."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=base,
+        region_name="us-east-1",
+        aws_access_key_id="browser-test",
+        aws_secret_access_key="browser-test-secret",
+        config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    url: str = client.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=3600
+    )
+    return url
+
+
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real HTTP origin on 127.0.0.1 serving ORIGINALS; yields the images' base URL."""
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
+    """A real HTTP origin on 127.0.0.1 serving ORIGINALS (and PRIVATE behind a presigned URL)."""
     root = tmp_path_factory.mktemp("origin")
-    (root / "images").mkdir()
+    for folder in ("images", f"{BUCKET}/private"):
+        (root / folder).mkdir(parents=True)
     for name, size in ORIGINALS.items():
-        _draw(root / "images" / name, size)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+        _draw(root / ("images" if name != PRIVATE else f"{BUCKET}/private") / name, size)
+    server = _OriginServer(("127.0.0.1", 0), partial(_OriginHandler, directory=str(root)))
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    presigned = _presign(base, f"private/{PRIVATE}")
+    split = urlsplit(presigned)
+    server.signed = {split.path: _decoded_pairs(split.query)}
+    server.verdicts = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/images/"
+    yield Origin(f"{base}/images/", presigned, server.verdicts)
     server.shutdown()
     server.server_close()
 

@@ -24,7 +24,7 @@ const esbuild = require('esbuild');
 const { chromium } = require('playwright-core');
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ABOVE_THE_FOLD = ['hero', 'fixed', 'ratio'];
+const ABOVE_THE_FOLD = ['hero', 'fixed', 'private', 'ratio'];
 const LAZY = 'lazy';
 // The flags the project allows, plus what each run needs (added in `launch`).
 const BASE_FLAGS = [
@@ -120,7 +120,7 @@ function recordTraffic(page, domain) {
   });
   page.on('console', (message) => {
     if (message.type() === 'error' || message.type() === 'warning') {
-      traffic.console.push(`${message.type()}: ${message.text()}`);
+      traffic.console.push({ text: `${message.type()}: ${message.text()}`, url: message.location().url });
     }
   });
   page.on('pageerror', (error) => traffic.pageErrors.push(String(error)));
@@ -268,7 +268,11 @@ async function main() {
     servers.push(pageServer);
     const [terminator, tlsPort] = await startTlsTerminator(spec);
     servers.push(terminator);
-    const query = new URLSearchParams({ domain: spec.domain, origin: spec.origin });
+    const query = new URLSearchParams({
+      domain: spec.domain,
+      origin: spec.origin,
+      private: spec.presigned,
+    });
     const pageUrl = `http://127.0.0.1:${pagePort}/index.html?${query}`;
     const runs = [];
     for (const scenario of spec.scenarios) {
