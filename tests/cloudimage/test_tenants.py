@@ -175,3 +175,20 @@ async def test_tenant_auto_webp(make_client: MakeClient, origin: str) -> None:
         "/v7/image.jpg?w=20", headers={**headers, "Host": "media.lovia.life"}
     )
     assert response.status == 400  # lovia: thumbor only
+
+
+async def test_equivalent_cloudimage_urls_share_one_result(
+    make_client: MakeClient, origin: str, tmp_path: Path
+) -> None:
+    mapping = _broken({}, origin=origin)
+    mapping["result_storage"] = {"use": "file", "settings": {"root": str(tmp_path)}}
+    client = await make_client(mapping)
+    headers = {"Host": "media.miluv.app"}
+    first = await client.get("/v7/image.jpg?w=40&h=30&func=crop", headers=headers)
+    assert first.status == 200
+    await client.app[PIPELINE_KEY].drain(5)
+    second = await client.get("/v7/image.jpg?height=30&width=40&zz=1", headers={**headers})
+    assert second.status == 200
+    assert second.headers.get("X-Result-Storage") is None  # zz=1 went to the origin query
+    third = await client.get("/v7/image.jpg?height=30&width=40", headers=headers)
+    assert third.headers.get("X-Result-Storage") == "hit"

@@ -23,7 +23,6 @@ OPERATIONS = frozenset(
         "force_format", "sharp", "fit_enlarge", "p", "bright", "brightness", "contrast",
         "saturate", "saturation", "grey", "gray", "greyscale", "grayscale", "blur", "pix",
         "pixelate", "sharpen", "ci_info", "ci_url_encoded", "ci_sign", "ci_seal", "ci_eqs",
-        "ci_hint",
     }
 )  # fmt: skip
 _COLLAPSED_SCHEME = re.compile(r"^(https?):/(?!/)", re.IGNORECASE)
