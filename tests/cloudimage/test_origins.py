@@ -122,3 +122,33 @@ async def test_presigned_url_of_a_missing_key_is_404(
     client = await make_client(tenants_config(s3_endpoint))
     response = await client.get(f"/v7/{presigned('nope.jpg')}&w=100", headers=MILUV)
     assert response.status == 404
+
+
+def _as_the_plugin_sends_it(presigned_url: str, own: str) -> str:
+    """js-cloudimage-responsive 4.x: the origin's query moves after the plugin's parameters,
+    each value passed through decodeURI (reserved escapes such as %2F stay) and then
+    encodeURIComponent, so ``%2F`` becomes ``%252F``."""
+    base, _, query = presigned_url.partition("?")
+    pairs = [pair.partition("=") for pair in query.split("&")]
+    encoded = "&".join(
+        f"{name}={quote(value, safe=_URI_COMPONENT_SAFE)}" for name, _, value in pairs
+    )
+    return f"{base}?{own}&{encoded}"
+
+
+_URI_COMPONENT_SAFE = "-_.!~*'()"
+
+
+async def test_plugin_double_encoded_query_reaches_the_origin_as_signed(
+    make_client: MakeClient, recorder: tuple[str, list[str]]
+) -> None:
+    base, seen = recorder
+    client = await make_client(tenants_config(base))
+    original = f"{base}/private/photo.jpg?{SIGNED_QUERY}"
+    sent = _as_the_plugin_sends_it(original, "w=120&h=80")
+    assert "%252F" in sent
+    raw = URL(str(client.make_url("/")).rstrip("/") + f"/v7/{sent}", encoded=True)
+    response = await client.session.get(raw, headers=MILUV)
+    assert response.status == 200, await response.text()
+    assert size_of(await response.read()) == (120, 80)
+    assert seen == [f"/private/photo.jpg?{SIGNED_QUERY}"]

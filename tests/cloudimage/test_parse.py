@@ -35,6 +35,13 @@ from thumbor_py.errors import UrlParseError
         pytest.param(
             "/a.jpg", "v=3&w=1&token=x", "a.jpg?v=3&token=x", (("w", "1"),), id="foreign-order"
         ),
+        pytest.param(
+            "/https://b.com/a.jpg",
+            "w=5&X-Amz-Credential=AK%252F2026%252Fus&X-Amz-Security-Token=a%252Bb%253D&x=%2F",
+            "https://b.com/a.jpg?X-Amz-Credential=AK%2F2026%2Fus&X-Amz-Security-Token=a%2Bb%3D&x=%2F",
+            (("w", "5"),),
+            id="plugin-double-encoded",
+        ),
     ],
 )
 def test_split(path: str, query: str, origin: str, params: tuple[tuple[str, str], ...]) -> None:

@@ -1,9 +1,9 @@
 """Split a Cloudimage URL into its origin (query kept byte for byte) and its own parameters.
 
-The responsive plugin appends its parameters with ``&`` when the origin already has a query
-(a presigned S3 URL): ``/v7/https://b.s3…/a.jpg?X-Amz-Signature=…&w=640``. Pairs whose name is
-one of the dialect's belong to the dialect; every other pair stays in the origin's query, in
-its original order and encoding. With ``ci_url_encoded=1`` the origin is percent-encoded in the
+A presigned S3 URL's query and the dialect's parameters share one query string
+(``/v7/https://b.s3…/a.jpg?X-Amz-Signature=…&w=640``). Pairs whose name is one of the dialect's
+belong to the dialect; every other pair stays in the origin's query, in its original order
+and encoding, except a pair encoded twice (the responsive plugin's doing), decoded once. With ``ci_url_encoded=1`` the origin is percent-encoded in the
 path and the whole query belongs to the dialect.
 """
 
@@ -27,6 +27,7 @@ OPERATIONS = frozenset(
 )  # fmt: skip
 _COLLAPSED_SCHEME = re.compile(r"^(https?):/(?!/)", re.IGNORECASE)
 _ABSOLUTE = re.compile(r"^https?://", re.IGNORECASE)
+_DOUBLE = re.compile(r"%25[0-9A-Fa-f]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +67,19 @@ def split(raw_path: str, raw_query: str) -> SplitUrl:
         origin = unquote(path)
         params = tuple(_decode(pair) for pair in pairs)
     else:
-        foreign = [pair for pair in pairs if _name(pair) not in OPERATIONS]
+        foreign = [_undouble(pair) for pair in pairs if _name(pair) not in OPERATIONS]
         origin = path + ("?" + "&".join(foreign) if foreign else "")
     origin = _COLLAPSED_SCHEME.sub(r"\1://", origin, count=1)
     if not origin or origin.startswith("?"):
         raise UrlParseError("no origin image was specified in the URL")
     return SplitUrl(origin, params, signed_text)
+
+
+def _undouble(pair: str) -> str:
+    """A pair as the origin signed it: the responsive plugin re-encodes the origin's query
+    values with ``encodeURIComponent`` (``%2F`` arrives as ``%252F``); such a pair is decoded
+    once. Any other pair is kept byte for byte."""
+    return unquote(pair) if _DOUBLE.search(pair) else pair
 
 
 def _name(pair: str) -> str:
