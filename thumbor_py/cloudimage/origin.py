@@ -3,8 +3,9 @@
 A presigned S3 URL's query and the dialect's parameters share one query string
 (``/v7/https://b.s3…/a.jpg?X-Amz-Signature=…&w=640``). Pairs whose name is one of the dialect's
 belong to the dialect; every other pair stays in the origin's query, in its original order
-and encoding, except a pair encoded twice (the responsive plugin's doing), decoded once. With ``ci_url_encoded=1`` the origin is percent-encoded in the
-path and the whole query belongs to the dialect.
+and encoding, except a pair encoded twice (the responsive plugin's doing), decoded once.
+With ``ci_url_encoded=1`` the origin is percent-encoded in the path and the whole query
+belongs to the dialect.
 """
 
 from __future__ import annotations
