@@ -1,16 +1,20 @@
 """Client hints: widths and DPR the browser sends, rounded up to a tenant's allowed widths.
 
-A Cloudimage URL asks for them with ``w=auto`` and/or ``dpr=auto``; the response then carries
+A Cloudimage URL asks for them with ``w=auto`` and/or ``dpr=auto``, a Thumbor URL with
+``filters:hints()`` (inside the signature); the response then carries
 ``Accept-CH`` (so the browser keeps sending them) and ``Vary`` on the headers read. Rounding up
 to a short list of widths keeps the number of variants, and so the cache, small.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from thumbor_py.url import ImageRequest
 
 WIDTH_HEADERS = ("Sec-CH-Width", "Width")
 DPR_HEADERS = ("Sec-CH-DPR", "DPR")
@@ -80,3 +84,40 @@ def apply(
 
 def _int(value: str | None) -> int:
     return int(value) if value is not None and value.isdigit() and len(value) <= 5 else 0
+
+
+HINTS_FILTER = "hints"
+
+
+def apply_to_request(
+    request: ImageRequest,
+    headers: Mapping[str, str],
+    *,
+    allowed_widths: tuple[int, ...],
+    max_dpr: float,
+) -> tuple[ImageRequest, tuple[str, ...]]:
+    """A Thumbor request with ``filters:hints()``: its width becomes the hinted one.
+
+    The URL's width is the CSS width: ``Sec-CH-Width`` replaces it (device pixels), else it is
+    multiplied by ``Sec-CH-DPR``; the result is rounded up to ``allowed_widths`` and the height
+    follows the URL's aspect ratio. Without hints the URL's size is used as it is.
+    """
+    if not any(f.name == HINTS_FILTER for f in request.filters):
+        return request, ()
+    filters = tuple(f for f in request.filters if f.name != HINTS_FILTER)
+    request = dataclasses.replace(request, filters=filters)
+    vary = WIDTH_HEADERS + DPR_HEADERS
+    css_width = request.width if isinstance(request.width, int) else 0
+    hinted = _header(headers, WIDTH_HEADERS)
+    dpr = min(_header(headers, DPR_HEADERS) or 1.0, max_dpr)
+    if hinted is not None:
+        width = math.ceil(hinted)
+    elif css_width and dpr != 1.0:
+        width = math.ceil(css_width * dpr)
+    else:
+        return request, vary
+    width = round_up(width, allowed_widths)
+    height = request.height
+    if isinstance(height, int) and height and css_width:
+        height = max(1, round(height * width / css_width))
+    return dataclasses.replace(request, width=width, height=height), vary

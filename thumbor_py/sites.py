@@ -106,7 +106,14 @@ async def _thumbor(
     if expanded is not parsed:
         # The preset's current definition is part of the key: editing it renders anew.
         signed_path = f"{signed_path}#{expanded.path}"
-    expanded = _routed(expanded, tenant)
+    expanded, vary = hints.apply_to_request(
+        _routed(expanded, tenant),
+        request.headers,
+        allowed_widths=tenant.allowed_widths,
+        max_dpr=tenant.max_dpr,
+    )
+    if vary:
+        signed_path = f"{signed_path}#{expanded.width}x{expanded.height}"
     negotiated = negotiate(expanded, request.headers.get("Accept"), tenant.imaging)
     outcome = await pipeline.process(
         expanded,
@@ -114,7 +121,7 @@ async def _thumbor(
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
-    return respond(request, config, outcome, vary=negotiated.varies)
+    return _with_hints(respond(request, config, outcome, vary=negotiated.varies), vary)
 
 
 def _routed(request: url.ImageRequest, tenant: Tenant) -> url.ImageRequest:

@@ -110,3 +110,26 @@ async def test_hinted_response_headers(make_client: MakeClient, origin: str) -> 
     assert "Sec-CH-Width" in response.headers["Vary"]
     plain = await client.get("/v7/image.jpg?w=150", headers=MILUV)
     assert "Accept-CH" not in plain.headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "size"),
+    [
+        pytest.param({}, (100, 50), id="no-hints"),
+        pytest.param({"Sec-CH-Width": "150"}, (200, 100), id="width"),
+        pytest.param({"Sec-CH-DPR": "2"}, (200, 100), id="dpr"),
+        pytest.param({"DPR": "3.5"}, (400, 200), id="legacy-dpr-rounded-up"),
+        pytest.param({"Width": "9000"}, (400, 200), id="clamped"),
+    ],
+)
+async def test_thumbor_hints_filter(
+    make_client: MakeClient, origin: str, headers: dict[str, str], size: tuple[int, int]
+) -> None:
+    settings = {"allowed_widths": [100, 200, 400], "default_route": f"{origin}/"}
+    client = await make_client(tenants_config(origin, **settings))
+    path = signed_path(KEY, "100x50/filters:hints()/image.jpg")
+    response = await client.get(path, headers={**MILUV, **headers})
+    assert response.status == 200, await response.text()
+    assert size_of(await response.read()) == size
+    assert response.headers["Accept-CH"] == hints.ACCEPT_CH
+    assert "Sec-CH-DPR" in response.headers["Vary"]
