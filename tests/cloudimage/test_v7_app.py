@@ -3,7 +3,10 @@ render path the Thumbor dialect uses."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from tests.cloudimage.conftest import MakeClient, size_of, tenants_config
 
@@ -27,6 +30,14 @@ MILUV = {"Host": "media.miluv.app"}
         pytest.param("w=100&h=100&r=90", (100, 100), id="rotate"),
         pytest.param("tl_px=0,0&br_px=200,100", (200, 100), id="positionable-crop"),
         pytest.param("w=100&unknown=1", (100, 67), id="unknown-ignored"),
+        pytest.param("w=902", (902, 600), id="width-upscales"),
+        pytest.param("w=902&org_if_sml=1", (451, 300), id="org-if-sml-width"),
+        pytest.param("w=900&h=900&func=bound", (451, 300), id="bound-no-upscale"),
+        pytest.param("w=100&h=100&func=face", (100, 100), id="face"),
+        pytest.param("w=100&h=100&gravity=auto", (100, 100), id="auto"),
+        pytest.param("w=100&h=100&r=30", (138, 138), id="free-rotation"),
+        pytest.param("w=100&h=100&radius=20&force_format=png", (100, 100), id="radius"),
+        pytest.param("w=100&h=100&trim=10", (100, 100), id="trim"),
     ],
 )
 async def test_absolute_origin_sizes(
@@ -74,3 +85,33 @@ async def test_cloudimage_disabled_on_a_thumbor_only_tenant(
         f"/v7/{origin}/image.jpg?w=10", headers={"Host": "media.lovia.life"}
     )
     assert response.status == 400
+
+
+@pytest.mark.parametrize(
+    ("query", "content_type"),
+    [
+        pytest.param("w=50&force_format=png", "image/png", id="png"),
+        pytest.param("w=50&force_format=webp", "image/webp", id="webp"),
+        pytest.param("w=50&force_format=bogus,jpeg", "image/jpeg", id="first-known"),
+    ],
+)
+async def test_force_format(
+    make_client: MakeClient, origin: str, query: str, content_type: str
+) -> None:
+    client = await make_client(tenants_config(origin))
+    response = await client.get(f"/v7/image.jpg?{query}", headers=MILUV)
+    assert response.status == 200
+    assert response.headers["Content-Type"] == content_type
+
+
+async def test_radius_corners_are_transparent(make_client: MakeClient, origin: str) -> None:
+    client = await make_client(tenants_config(origin))
+    response = await client.get(
+        "/v7/image.jpg?w=100&h=100&radius=30&force_format=png", headers=MILUV
+    )
+    image = Image.open(io.BytesIO(await response.read())).convert("RGBA")
+    corner, centre = image.getpixel((0, 0)), image.getpixel((50, 50))
+    assert isinstance(corner, tuple)
+    assert isinstance(centre, tuple)
+    assert corner[3] == 0
+    assert centre[3] == 255
