@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -16,18 +17,26 @@ from thumbor_py.cloudimage.params import build_request
 from thumbor_py.config import Config
 from thumbor_py.errors import UrlParseError
 from thumbor_py.negotiation import negotiate
-from thumbor_py.pipeline import Pipeline
+from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.tenants import Tenant, TenantDirectory
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 V7 = "/v7/"
 
 
+class Respond(Protocol):
+    """``app._respond``: one outcome of the pipeline as an HTTP response."""
+
+    def __call__(
+        self, request: web.Request, config: Config, outcome: Outcome, *, vary: bool
+    ) -> web.Response: ...
+
+
 def site_handler(
     directory: TenantDirectory,
     config_key: web.AppKey[Config],
     pipeline_key: web.AppKey[Pipeline],
-    respond: Callable[..., web.Response],
+    respond: Respond,
 ) -> Handler:
     """The catch-all image handler for a multi-tenant server."""
 
@@ -65,7 +74,7 @@ async def _cloudimage(
     tenant: Tenant,
     config: Config,
     pipeline: Pipeline,
-    respond: Callable[..., web.Response],
+    respond: Respond,
 ) -> web.StreamResponse:
     raw_path = request.rel_url.raw_path
     path = raw_path[len(V7) - 1 :] if raw_path.startswith(V7) else raw_path
@@ -94,7 +103,7 @@ async def _thumbor(
     tenant: Tenant,
     config: Config,
     pipeline: Pipeline,
-    respond: Callable[..., web.Response],
+    respond: Respond,
 ) -> web.StreamResponse:
     raw_path = request.rel_url.raw_path
     parsed = url.parse(raw_path)
