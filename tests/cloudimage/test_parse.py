@@ -107,6 +107,11 @@ def _thumbor(path: str) -> url.ImageRequest:
             id="focal-percent",
         ),
         pytest.param(
+            "w=300&h=200&gravity=0.25c,12.5s",
+            "300x200/smart/filters:ci_focus(25p,12.5p)/a.jpg",
+            id="focal-fraction-and-resized-percent",
+        ),
+        pytest.param(
             "w=300&h=200&gravity=120,80",
             "300x200/smart/filters:ci_focus(120,80)/a.jpg",
             id="focal-pixels",

@@ -17,7 +17,9 @@ Params = Mapping[str, str]
 _INT = re.compile(r"\d{1,6}")
 _SIGNED = re.compile(r"-?\d{1,4}")
 _NUMBER = re.compile(r"\d{1,3}(?:\.\d{1,4})?|\.\d{1,4}")
-_POINT = re.compile(r"(\d{1,6})(p|%)?,(\d{1,6})(p|%)?")
+# Focal point: pixels, percent of the source (p, %, or s: of the resized image, the same
+# fraction for a proportional resize) or a 0..1 fraction (c).
+_POINT = re.compile(r"(\d{1,6}(?:\.\d{1,4})?)([psc%]?),(\d{1,6}(?:\.\d{1,4})?)([psc%]?)")
 _COLOR = re.compile(r"#?[0-9A-Fa-f]{3,8}|[A-Za-z]{1,30}")
 # Compass gravity: (halign, valign).
 _COMPASS = {
@@ -93,10 +95,18 @@ def _gravity(value: str, func: str, options: dict[str, Any], filters: list[Filte
     point = _POINT.fullmatch(value)
     if point is not None:
         x, x_unit, y, y_unit = point.groups()
-        filters.append(
-            FilterCall("ci_focus", f"{x}{'p' if x_unit else ''},{y}{'p' if y_unit else ''}")
-        )
+        focus = f"{_coordinate(x, x_unit)},{_coordinate(y, y_unit)}"
+        filters.append(FilterCall("ci_focus", focus))
         options["smart"] = True
+
+
+def _coordinate(number: str, unit: str) -> str:
+    """``ci_focus``'s form: whole source pixels, or a percentage with a ``p`` suffix."""
+    if unit == "c":
+        return f"{min(float(number) * 100, 100.0):g}p"
+    if unit:
+        return f"{min(float(number), 100.0):g}p"
+    return str(int(float(number)))
 
 
 def _fit(params: Params, options: dict[str, Any], filters: list[FilterCall]) -> None:

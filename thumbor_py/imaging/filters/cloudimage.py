@@ -14,7 +14,7 @@ from thumbor_py.imaging.geometry import FocalPoint
 
 _COLOR = Arg(r"[#\w]+", str)
 _PLACEMENT = Arg(r"(?:left|center|right)-(?:top|middle|bottom)", str)
-_COORDINATE = Arg(r"\d+p?", str)
+_COORDINATE = Arg(r"\d+(?:\.\d+)?p?", str)
 _SPLIT = re.compile(r"-")
 
 
@@ -77,8 +77,8 @@ def ci_focus(state: RenderState, x: str, y: str) -> None:
 
 def _coordinate(text: str, length: int) -> int:
     if text.endswith("p"):
-        return min(int(text[:-1]), 100) * length // 100
-    return min(int(text), max(length - 1, 0))
+        return int(min(float(text[:-1]), 100.0) * length / 100)
+    return min(int(float(text)), max(length - 1, 0))
 
 
 @image_filter(POSITIVE_NUMBER)
