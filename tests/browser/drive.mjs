@@ -106,14 +106,19 @@ async function launch(spec, scenario, tlsPort, profile) {
 }
 
 function recordTraffic(page, domain) {
-  const traffic = { responses: [], failures: [], console: [], pageErrors: [] };
+  const traffic = { requests: [], responses: [], failures: [], console: [], pageErrors: [], pending: [] };
   const prefix = `https://${domain}/`;
-  page.on('response', async (response) => {
+  page.on('request', (request) => {
+    if (request.url().startsWith(prefix)) traffic.requests.push(request.url());
+  });
+  page.on('response', (response) => {
     if (!response.url().startsWith(prefix)) return;
     const entry = { url: response.url(), status: response.status() };
-    traffic.responses.push(entry);
     entry.contentType = response.headers()['content-type'] || null;
-    entry.host = (await response.request().allHeaders()).host || null;
+    traffic.responses.push(entry);
+    // The Host header as sent on the wire (HTTP/1.1 through the TLS terminator).
+    const host = response.request().allHeaders().then((headers) => (entry.host = headers.host || null));
+    traffic.pending.push(host);
   });
   page.on('requestfailed', (request) => {
     traffic.failures.push({ url: request.url(), error: request.failure()?.errorText || null });
@@ -219,7 +224,7 @@ async function runScenario(spec, scenario, pageUrl, tlsPort, workDir) {
     await page.waitForTimeout(spec.settle_ms); // time enough for a non-lazy image to start
     await screenshot(page, spec, `${scenario.name}-top`);
     const lazyBefore = {
-      requested: traffic.responses.some((entry) => entry.url.includes('lazy.jpg')),
+      requested: traffic.requests.some((url) => url.includes('lazy.jpg')),
       image: (await page.evaluate(describeImages, [LAZY]))[0],
     };
     await page.mouse.wheel(0, 100000);
@@ -235,6 +240,7 @@ async function runScenario(spec, scenario, pageUrl, tlsPort, workDir) {
       userAgent: navigator.userAgent,
     }));
     const probes = await probe(context, spec.probes);
+    await Promise.all(traffic.pending);
     return {
       name: scenario.name,
       scenario,
@@ -245,6 +251,7 @@ async function runScenario(spec, scenario, pageUrl, tlsPort, workDir) {
       lazyBefore,
       lazySettled,
       images,
+      requests: traffic.requests,
       responses: traffic.responses,
       served,
       failures: traffic.failures,
@@ -287,7 +294,7 @@ async function main() {
   }
 }
 
-main().catch((error) => {
+main().then(() => process.exit(0), (error) => {
   process.stderr.write(`${error.stack || error}\n`);
   process.exit(1);
 });

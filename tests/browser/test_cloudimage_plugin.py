@@ -230,11 +230,6 @@ def test_the_host_header_picks_the_tenant(run: Run) -> None:
     assert statuses[STRANGER]["status"] == 421
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="js-cloudimage-responsive 4.10.0 re-encodes the origin's query (%2F -> %252F) and "
-    "the dialect passes it on as sent, so the bucket refuses the signature",
-)
 def test_a_presigned_origin_reaches_the_bucket_intact(run: Run, origin: Origin) -> None:
     """A private original behind a presigned S3 URL (made by boto3) in ``ci-src``.
 
