@@ -141,16 +141,11 @@ def build_directory(config: Config) -> TenantDirectory | None:
 
 
 def _tenant(config: Config, site: TenantConfig, shared: Mapping[str, str], key: str) -> Tenant:
-    if not site.dialects:
-        raise ConfigError(f"{key}.dialects: enable at least one dialect")
+    _check_site(site, key)
     keys = (site.key, *site.previous_keys) if site.key else config.signing_keys
     allow_unsafe = config.security.allow_unsafe if site.allow_unsafe is None else site.allow_unsafe
     if "thumbor" in site.dialects and not keys and not allow_unsafe:
         raise ConfigError(f"{key}.key: the thumbor dialect needs a key or allow_unsafe")
-    if site.security != "none" and not site.salt:
-        raise ConfigError(f"{key}.salt: security {site.security!r} needs a salt")
-    if not 6 <= site.signature_length <= 40:
-        raise ConfigError(f"{key}.signature_length: must be between 6 and 40")
     aliases = _strings(site.aliases, f"{key}.aliases")
     for alias in aliases:
         if not _ALIAS.fullmatch(alias):
@@ -181,6 +176,20 @@ def _tenant(config: Config, site: TenantConfig, shared: Mapping[str, str], key: 
         allowed_widths=tuple(sorted(set(site.allowed_widths))),
         max_dpr=site.max_dpr,
     )
+
+
+def _check_site(site: TenantConfig, key: str) -> None:
+    """The single-site checks a field's type cannot express."""
+    if not site.dialects:
+        raise ConfigError(f"{key}.dialects: enable at least one dialect")
+    if site.security != "none" and not site.salt:
+        raise ConfigError(f"{key}.salt: security {site.security!r} needs a salt")
+    if not 6 <= site.signature_length <= 40:
+        raise ConfigError(f"{key}.signature_length: must be between 6 and 40")
+    if any(width <= 0 for width in site.allowed_widths):
+        raise ConfigError(f"{key}.allowed_widths: widths must be greater than 0")
+    if site.max_dpr < 1:
+        raise ConfigError(f"{key}.max_dpr: must be 1 or more")
 
 
 def _strings(mapping: Mapping[str, object], key: str) -> Mapping[str, str]:

@@ -80,6 +80,8 @@ def _broken(
         pytest.param(_broken({"signature_length": 41}), "between 6 and 40", id="sig-length"),
         pytest.param(_broken({"allowed_origins": ["^("]}), "bad regex", id="regex"),
         pytest.param(_broken({"presets": {"x": 1}}), "expected a string", id="preset-type"),
+        pytest.param(_broken({"allowed_widths": [0]}), "greater than 0", id="widths"),
+        pytest.param(_broken({"max_dpr": 0.5}), "1 or more", id="max-dpr"),
     ],
 )
 def test_configuration_errors_name_the_key(mapping: dict[str, Any], message: str) -> None:
