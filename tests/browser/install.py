@@ -50,7 +50,7 @@ def ensure() -> BrowserTools:
         if apt:
             installed.append((" ".join(apt), _timed(lambda: _apt_install(apt))))
         node = shutil.which("node")
-        if node is None or not _has(CHROMIUM.name):
+        if node is None or not _has(str(CHROMIUM)):
             raise InstallError("apt-get installed chromium/nodejs, yet they are still missing")
         _check_node_version(node)
         if not _node_modules_current():
