@@ -194,3 +194,12 @@ async def test_equivalent_cloudimage_urls_share_one_result(
     assert second.headers.get("X-Result-Storage") is None  # zz=1 went to the origin query
     third = await client.get("/v7/image.jpg?height=30&width=40", headers=headers)
     assert third.headers.get("X-Result-Storage") == "hit"
+
+
+async def test_allow_unsafe_per_tenant(make_client: MakeClient, origin: str) -> None:
+    client = await make_client(_broken({"allow_unsafe": True, "default_route": ""}, origin=origin))
+    response = await client.get("/unsafe/30x0/chelsea.jpg", headers={"Host": "media.miluv.app"})
+    assert response.status == 200, await response.text()
+    response = await client.get("/unsafe/30x0/chelsea.jpg", headers={"Host": "media.lovia.life"})
+    assert response.status == 400
+    assert await response.text() == "unsafe URLs are not allowed by this server"
