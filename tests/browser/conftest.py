@@ -37,7 +37,7 @@ STRANGER = "media.unknown-brand.test"
 ORIGINALS = {
     "landscape.jpg": (2400, 1600),
     "portrait.jpg": (1600, 2400),
-    "square.jpg": (2000, 2000),
+    "wide.jpg": (2400, 1200),
     "lazy.jpg": (2400, 1200),
     "photo.jpg": (1800, 1200),
 }

@@ -165,6 +165,8 @@ function describeImages(ids) {
       loadedClass: img.classList.contains('ci-image-loaded'),
       naturalWidth: img.naturalWidth,
       naturalHeight: img.naturalHeight,
+      left: box.left,
+      top: box.top,
       renderedWidth: box.width,
       renderedHeight: box.height,
       sectionWidth: section.width,
@@ -199,9 +201,11 @@ async function probe(context, urls) {
   return results;
 }
 
-// For a person to look at (the test reads nothing from them): SPEC.artifacts/NAME.png.
+// SPEC.artifacts/NAME.png: the viewport as shown, in device pixels (the test samples -top).
 async function screenshot(page, spec, name) {
-  if (spec.artifacts) await page.screenshot({ path: path.join(spec.artifacts, `${name}.png`) });
+  const file = path.join(spec.artifacts, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
 }
 
 async function runScenario(spec, scenario, pageUrl, tlsPort, workDir) {
@@ -222,7 +226,9 @@ async function runScenario(spec, scenario, pageUrl, tlsPort, workDir) {
     await page.goto(pageUrl, { waitUntil: 'load' });
     const aboveSettled = await waitSettled(page, ABOVE_THE_FOLD, spec.timeout_ms);
     await page.waitForTimeout(spec.settle_ms); // time enough for a non-lazy image to start
-    await screenshot(page, spec, `${scenario.name}-top`);
+    await page.waitForTimeout(spec.fade_ms); // the plugin's fade from the preview
+    const top = await page.evaluate(describeImages, ABOVE_THE_FOLD);
+    const topScreenshot = await screenshot(page, spec, `${scenario.name}-top`);
     const lazyBefore = {
       requested: traffic.requests.some((url) => url.includes('lazy.jpg')),
       image: (await page.evaluate(describeImages, [LAZY]))[0],
@@ -232,7 +238,7 @@ async function runScenario(spec, scenario, pageUrl, tlsPort, workDir) {
     const images = await page.evaluate(describeImages, [...ABOVE_THE_FOLD, LAZY]);
     const urls = [...new Set(traffic.responses.map((entry) => entry.url))];
     const served = await page.evaluate(measure, urls);
-    await page.waitForTimeout(spec.settle_ms); // the plugin's fade-in
+    await page.waitForTimeout(spec.fade_ms);
     await screenshot(page, spec, `${scenario.name}-bottom`);
     const environment = await page.evaluate(() => ({
       innerWidth: window.innerWidth,
@@ -248,6 +254,8 @@ async function runScenario(spec, scenario, pageUrl, tlsPort, workDir) {
       browserVersion: browser.version(),
       environment,
       aboveSettled,
+      top,
+      topScreenshot,
       lazyBefore,
       lazySettled,
       images,

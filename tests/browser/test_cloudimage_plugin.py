@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from PIL import Image
 
 from tests.browser import install
 from tests.browser.conftest import BUCKET, DOMAIN, ORIGINALS, STRANGER, Certificate, Origin
@@ -52,6 +53,9 @@ class Scenario:
 
 SCENARIOS = (Scenario("phone", 375, 812, 2, True), Scenario("desktop", 1280, 800, 1, False))
 Run = Mapping[str, Any]
+Color = tuple[int, int, int]
+# The colours conftest._draw paints the originals with, and the fit's background.
+WHITE, BLUE, YELLOW = (255, 255, 255), (32, 96, 160), (240, 200, 40)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +82,7 @@ def report(
         ],
         "timeout_ms": 20_000,
         "settle_ms": 300,
+        "fade_ms": 500,
         "artifacts": str(tmp_path_factory.mktemp("screenshots")),
     }
     spec_file = tmp_path_factory.mktemp("spec") / "spec.json"
@@ -254,3 +259,30 @@ def test_a_presigned_origin_reaches_the_bucket_intact(run: Run, origin: Origin) 
     size = _served(run)[image["currentSrc"]]
     _check_served(image["currentSrc"], size)
     _check_covers(image, size, _scenario(run).dpr)
+
+
+def _pixel(
+    screenshot: Image.Image, box: Mapping[str, Any], x: float, y: float, dpr: float
+) -> Color:
+    """The screenshot's colour at (x, y), given as fractions of an image's box."""
+    point = (box["left"] + x * box["renderedWidth"], box["top"] + y * box["renderedHeight"])
+    rgb: Color = screenshot.getpixel((int(point[0] * dpr), int(point[1] * dpr)))[:3]
+    return rgb
+
+
+def _near(color: Color, expected: Color) -> bool:
+    return all(abs(a - b) <= 40 for a, b in zip(color, expected, strict=True))
+
+
+def test_fit_shows_the_whole_picture_on_the_background_colour(run: Run) -> None:
+    """``ci-params="func=fit&bg_color=ffffff"`` reaches the server: the 2:1 picture is letter-
+    boxed in its square box (a crop would fill it), as the browser shows it."""
+    box = next(image for image in run["top"] if image["id"] == "ratio")
+    dpr = _scenario(run).dpr
+    with Image.open(run["topScreenshot"]) as screenshot:
+        shown = screenshot.convert("RGB")
+    # The picture fills the middle half of the box: white above and below it.
+    for y in (0.1, 0.9):
+        assert _near(_pixel(shown, box, 0.5, y, dpr), WHITE), ("background", y)
+    assert _near(_pixel(shown, box, 0.5, 0.3, dpr), BLUE), "the picture's top edge"
+    assert _near(_pixel(shown, box, 0.6, 0.5, dpr), YELLOW), "the picture's centre"
