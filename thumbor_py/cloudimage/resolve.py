@@ -45,7 +45,11 @@ def image_of(origin: str) -> str:
 
 def check_origin(tenant: Tenant, origin: str) -> None:
     """Refuse an http(s) origin outside the tenant's ``allowed_origins``."""
-    if _ABSOLUTE.match(origin) and not tenant.allowed_origins.allows(unquote(origin)):
+    if not _ABSOLUTE.match(origin):
+        return
+    if not tenant.http_routed:
+        raise SourceForbiddenError("this server has no http(s) route for absolute origins")
+    if not tenant.allowed_origins.allows(unquote(origin)):
         raise SourceForbiddenError("origin is not in this host's allowed_origins")
 
 
