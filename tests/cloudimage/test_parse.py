@@ -131,6 +131,11 @@ def _thumbor(path: str) -> url.ImageRequest:
             "filters:round_corner(20,255,0,0)/a.jpg",
             id="radius-colour",
         ),
+        pytest.param(
+            "radius=8&bg_color=navy",
+            "filters:round_corner(8,0,0,128)/a.jpg",
+            id="radius-colour-name",
+        ),
         pytest.param("q=55", "filters:quality(55)/a.jpg", id="quality"),
         pytest.param("force_format=webp", "filters:format(webp)/a.jpg", id="force-format"),
         pytest.param("force_format=jpg", "filters:format(jpeg)/a.jpg", id="force-jpg"),

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from PIL import ImageColor
+
 from thumbor_py.url import Crop, FilterCall, ImageRequest, Trim
 
 Params = Mapping[str, str]
@@ -34,8 +36,7 @@ _COMPASS = {
     "center": ("center", "middle"),
     "centre": ("center", "middle"),
 }
-_FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif"}
-_FORMATS |= {"gif": "gif"}
+_FORMATS = {name: name for name in ("jpeg", "png", "webp", "avif", "gif")} | {"jpg": "jpeg"}
 FUNCS = ("crop", "fit", "cropfit", "bound", "boundmin", "cover", "face")
 MAX_SIZE = 10_000
 
@@ -228,11 +229,13 @@ def _has_bg(params: Params) -> bool:
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
-    text = color.lstrip("#")
-    if re.fullmatch(r"[0-9A-Fa-f]{6}", text):
-        return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
-    if re.fullmatch(r"[0-9A-Fa-f]{3}", text):
-        return int(text[0] * 2, 16), int(text[1] * 2, 16), int(text[2] * 2, 16)
+    """A hex code or CSS colour name as RGB; white when it is neither (or ``auto``)."""
+    for candidate in (f"#{color}", color):
+        try:
+            red, green, blue, *_ = ImageColor.getrgb(candidate)
+        except ValueError:
+            continue
+        return red, green, blue
     return 255, 255, 255
 
 
