@@ -115,3 +115,20 @@ async def test_radius_corners_are_transparent(make_client: MakeClient, origin: s
     assert isinstance(centre, tuple)
     assert corner[3] == 0
     assert centre[3] == 255
+
+
+async def test_many_sizes_of_one_source_in_one_app(make_client: MakeClient, origin: str) -> None:
+    """Later renders come from the decoded master: the dialect's filters see the source size."""
+    client = await make_client(tenants_config(origin))
+    cases = [
+        ("w=400", (400, 266)),
+        ("w=600&h=400&func=cropfit", (600, 400)),
+        ("w=200&h=100&func=cropfit", (200, 100)),
+        ("w=900&h=600&org_if_sml=1", (451, 300)),
+        ("w=100&h=300&gravity=90p,50p", (100, 300)),
+        ("w=300&h=300&func=fit", (300, 300)),
+    ]
+    for query, size in cases:
+        response = await client.get(f"/v7/image.jpg?{query}", headers=MILUV)
+        assert response.status == 200, query
+        assert size_of(await response.read()) == size, query
