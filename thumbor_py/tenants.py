@@ -91,7 +91,7 @@ class Tenant:
     only_presets: bool
     allowed_widths: tuple[int, ...]
     max_dpr: float
-    http_routed: bool = True
+    http_schemes: frozenset[str] = frozenset({"http", "https"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,19 +176,23 @@ def _tenant(config: Config, site: TenantConfig, shared: Mapping[str, str], key: 
         only_presets=site.only_presets,
         allowed_widths=tuple(sorted(set(site.allowed_widths))),
         max_dpr=site.max_dpr,
-        http_routed=_routes_http(config),
+        http_schemes=_http_schemes(config),
     )
 
 
 _HTTP_LOADERS = frozenset({"http", "https", "loaders.http:HttpLoader"})
 
 
-def _routes_http(config: Config) -> bool:
-    """Whether absolute ``http(s)://`` origins reach an HTTP loader (a route or the default)."""
+def _http_schemes(config: Config) -> frozenset[str]:
+    """The schemes of absolute origins that reach an HTTP loader (a route or the default)."""
     if config.loader.use in _HTTP_LOADERS:
-        return True
+        return frozenset({"http", "https"})
     prefixes = [route.prefix.lower() for route in config.routes]
-    return all(any(scheme.startswith(p) for p in prefixes) for scheme in ("http://", "https://"))
+    return frozenset(
+        scheme
+        for scheme in ("http", "https")
+        if any(f"{scheme}://".startswith(prefix) for prefix in prefixes)
+    )
 
 
 def _check_site(site: TenantConfig, key: str) -> None:

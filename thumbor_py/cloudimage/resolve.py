@@ -47,7 +47,7 @@ def check_origin(tenant: Tenant, origin: str) -> None:
     """Refuse an http(s) origin outside the tenant's ``allowed_origins``."""
     if not _ABSOLUTE.match(origin):
         return
-    if not tenant.http_routed:
+    if origin.partition(":")[0].lower() not in tenant.http_schemes:
         raise SourceForbiddenError("this server has no http(s) route for absolute origins")
     if not tenant.allowed_origins.allows(unquote(origin)):
         raise SourceForbiddenError("origin is not in this host's allowed_origins")
