@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thumbor_py import url
 from thumbor_py.cloudimage.origin import split
@@ -154,3 +156,34 @@ def test_operations_map_onto_thumbor_options(query: str, thumbor_path: str) -> N
     request = build_request("a.jpg", params)
     assert request == _thumbor(thumbor_path)
     assert request.path == thumbor_path
+
+
+_VALUES = {
+    "w": st.integers(0, 3000).map(str),
+    "h": st.integers(0, 3000).map(str),
+    "func": st.sampled_from(["crop", "fit", "cropfit", "bound", "boundmin", "cover", "face"]),
+    "gravity": st.sampled_from(["north", "southeast", "auto", "face", "12,34", "50p,10p", "x"]),
+    "bg_color": st.sampled_from(["red", "00ff00", "auto"]),
+    "flip": st.sampled_from(["h", "v", "hv", ""]),
+    "r": st.integers(-400, 400).map(str),
+    "trim": st.integers(0, 50).map(str),
+    "tl_px": st.sampled_from(["0,0", "10,20", "bad"]),
+    "br_px": st.sampled_from(["100,100", "5,5"]),
+    "org_if_sml": st.sampled_from(["0", "1"]),
+    "q": st.integers(0, 120).map(str),
+    "blur": st.integers(0, 200).map(str),
+    "pix": st.integers(0, 200).map(str),
+    "bright": st.integers(-200, 200).map(str),
+    "force_format": st.sampled_from(["webp", "jpg", "nope"]),
+    "dpr": st.sampled_from(["1", "2", "0.5", "x"]),
+}
+
+
+@given(st.dictionaries(st.sampled_from(sorted(_VALUES)), st.just("")).flatmap(
+    lambda keys: st.fixed_dictionaries({key: _VALUES[key] for key in keys})
+))  # fmt: skip
+@settings(max_examples=200, deadline=None)
+def test_every_request_is_a_canonical_thumbor_request(params: dict[str, str]) -> None:
+    """Whatever the parameters, the request is one the Thumbor parser reads back unchanged."""
+    request = build_request("a.jpg", params)
+    assert _thumbor(request.path) == request
