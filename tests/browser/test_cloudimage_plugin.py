@@ -190,12 +190,12 @@ def test_the_browser_is_the_device_asked_for(run: Run) -> None:
 def test_every_image_loads_from_thumbor_py(run: Run, origin: Origin) -> None:
     assert run["aboveSettled"], "the images above the fold did not finish loading"
     assert run["lazySettled"], "the lazy image did not finish loading after the scroll"
+    responses = _public(run["responses"], "url")
+    for response in responses:  # first: a failure names the status and the URL
+        _check_response(response)
     for image in _public(run["images"], "currentSrc"):
         _check_loaded(image, origin)
-    responses = _public(run["responses"], "url")
     assert len(responses) >= len(_public(run["images"], "currentSrc"))
-    for response in responses:
-        _check_response(response)
     assert _public(run["failures"], "url") == []
     assert run["pageErrors"] == []
     assert _public(run["console"], "url") == []
