@@ -26,6 +26,8 @@ LOCKFILE = HERE / "package-lock.json"
 # Written after a successful `npm ci`: the hash of the lockfile it installed.
 STAMP = NODE_MODULES / ".installed-lock-sha256"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+# Wait for another apt or dpkg (e.g. unattended upgrades on a fresh machine) instead of failing.
+APT_WAIT = ("-o", "DPkg::Lock::Timeout=300")
 MIN_NODE = 20  # playwright-core 1.65's "engines"
 
 
@@ -88,8 +90,8 @@ def _apt_install(packages: Sequence[str]) -> None:
             f"the browser test needs {', '.join(packages)} and only root can install them: "
             f"run `sudo apt-get install -y {' '.join(packages)}`"
         )
-    _run(["apt-get", "update"])
-    _run(["apt-get", "install", "-y", *packages])
+    _run(["apt-get", *APT_WAIT, "update"])
+    _run(["apt-get", *APT_WAIT, "install", "-y", *packages])
 
 
 def _lock_hash() -> str:
