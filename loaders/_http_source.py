@@ -30,7 +30,26 @@ def source_url(source: str, default_scheme: str | None) -> URL:
         if default_scheme is None:
             raise SourceForbiddenError("source is not an http(s) URL")
         text = f"{default_scheme}://{text.lstrip('/')}"
-    return parse_url(text)
+    return _keep_query(parse_url(text), text)
+
+
+# A query that is already percent-encoded; sent as given, so a presigned URL's stays intact.
+_ENCODED_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+
+
+def _keep_query(url: URL, text: str) -> URL:
+    """``url`` with the query exactly as ``text`` has it, when that is validly encoded
+    (yarl would otherwise decode ``%2F`` and ``%3A``, and a signed query would change)."""
+    query = text.partition("?")[2].partition("#")[0]
+    if not query or not _ENCODED_QUERY.fullmatch(query):
+        return url
+    return URL.build(
+        scheme=url.scheme,
+        authority=url.raw_authority,
+        path=url.raw_path,
+        query_string=query,
+        encoded=True,
+    )
 
 
 def parse_url(text: str) -> URL:

@@ -4,6 +4,7 @@ from thumbor_py.builder import build_url
 from thumbor_py.config import Config, load_config
 from thumbor_py.errors import ConfigError, HttpError
 from thumbor_py.signing import sign, signed_path
+from thumbor_py.srcset import register_jinja, srcset
 from thumbor_py.url import ImageRequest, parse, serialise
 
 __all__ = [
@@ -14,7 +15,9 @@ __all__ = [
     "build_url",
     "load_config",
     "parse",
+    "register_jinja",
     "serialise",
     "sign",
     "signed_path",
+    "srcset",
 ]

@@ -31,6 +31,7 @@ from thumbor_py.negotiation import answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
 from thumbor_py.results import GuardedResultStorage, readiness
+from thumbor_py.sites import site_handler
 
 log = logging.getLogger("thumbor_py")
 
@@ -65,7 +66,12 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
         app.router.add_delete("/admin/results", purge, name="admin")
     # Registered before the image route so that no method on it is parsed as an image URL.
     app.router.add_route("*", "/admin/results", admin_other_methods, name="admin_other")
-    app.router.add_get("/{path:.*}", image, name="image")
+    handler = (
+        image
+        if parts.tenants is None
+        else site_handler(parts.tenants, CONFIG_KEY, PIPELINE_KEY, _respond)
+    )
+    app.router.add_get("/{path:.*}", handler, name="image")
     return app
 
 

@@ -39,6 +39,7 @@ from thumbor_py.plugins import (
 )
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import RoutingLoader
+from thumbor_py.tenants import TenantDirectory, build_directory
 
 # Loaders and storages run blocking SDK and file calls here, off the event loop.
 IO_THREADS = 16
@@ -64,6 +65,8 @@ class Parts:
     # Plugins that may implement ``Lifecycle``: started before serving, closed after.
     plugins: tuple[object, ...]
     executors: tuple[ThreadPoolExecutor, ...]
+    # The tenants by Host and their dialects; None without ``tenants.sites``.
+    tenants: TenantDirectory | None = None
 
 
 def apply_process_settings() -> None:
@@ -106,7 +109,8 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
         masters=build_master_cache(config.imaging),
     )
     plugins = (loader,) + ((guarded,) if guarded is not None else ())
-    return Parts(pipeline, loader, guarded, plugins, (render_pool, io_pool))
+    executors = (render_pool, io_pool)
+    return Parts(pipeline, loader, guarded, plugins, executors, build_directory(config))
 
 
 def build_loader(config: Config, context: PluginContext) -> Loader:

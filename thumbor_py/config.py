@@ -195,6 +195,57 @@ class AdminConfig:
     token: str | None = None
 
 
+# --- tenants (issue 16): several media hostnames, each with its own settings --------------
+Dialect = Literal["thumbor", "cloudimage"]
+CloudimageSecurity = Literal["none", "signature", "seal", "signature_or_seal"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TenantConfig:
+    """``tenants.sites[]``: one brand's hostnames and settings (see docs/cloudimage.md)."""
+
+    name: str
+    hosts: tuple[str, ...] = ()
+    dialects: tuple[Dialect, ...] = ("thumbor", "cloudimage")
+    cloudimage_without_v7: bool = False
+    key: str | None = None
+    previous_keys: tuple[str, ...] = ()
+    allow_unsafe: bool | None = None
+    salt: str | None = None
+    signature_length: int = 18
+    security: CloudimageSecurity = "none"
+    unsigned_origins: tuple[str, ...] = ()
+    origin_prefix: str | None = None
+    aliases: Mapping[str, object] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    allowed_origins: tuple[str, ...] = ()
+    default_route: str | None = None
+    namespace: str | None = None
+    auto_webp: bool | None = None
+    auto_avif: bool | None = None
+    presets: Mapping[str, object] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    only_presets: bool = False
+    allowed_widths: tuple[int, ...] = ()
+    max_dpr: float = 4.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TenantsConfig:
+    """``tenants``: answer several hostnames; an empty ``sites`` keeps one-site behaviour."""
+
+    default: str | None = None
+    presets: Mapping[str, object] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    sites: tuple[TenantConfig, ...] = ()
+
+
+# --- end of tenants ---------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole configuration."""
@@ -212,6 +263,7 @@ class Config:
     result_storage: ResultStorageConfig = dataclasses.field(default_factory=ResultStorageConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     admin: AdminConfig = dataclasses.field(default_factory=AdminConfig)
+    tenants: TenantsConfig = dataclasses.field(default_factory=TenantsConfig)
 
     @classmethod
     def from_mapping(
@@ -231,7 +283,8 @@ class Config:
 
     def validate(self) -> None:
         """Cross-field checks that a single field's type cannot express."""
-        if not self.security.allow_unsafe and not self.security.key:
+        # With tenants, each tenant is checked for a key of its own (thumbor_py.tenants).
+        if not self.security.allow_unsafe and not self.security.key and not self.tenants.sites:
             raise ConfigError(
                 "security.key: a key is required when security.allow_unsafe is false "
                 f"(set it in the file or in {ENV_PREFIX}SECURITY_KEY)"

@@ -150,6 +150,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "thumbor_py.imaging.filters.color",
     "thumbor_py.imaging.filters.convolve",
     "thumbor_py.imaging.filters.canvas",
+    "thumbor_py.imaging.filters.cloudimage",
 )
 _SPEC_ATTRIBUTE = "__thumbor_filter__"
 

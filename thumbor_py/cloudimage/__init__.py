@@ -1,0 +1,1 @@
+"""The Cloudimage URL dialect: ``/v7/{origin}?{operations}&{filters}`` → ``ImageRequest``."""
