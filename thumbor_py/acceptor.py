@@ -19,7 +19,6 @@ limit; later requests on a kept-alive connection are bounded by its ``keepalive_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import struct
@@ -33,6 +32,7 @@ log = logging.getLogger("thumbor_py.server")
 _SENDER = struct.Struct("=i")
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 _ACCEPT_RETRY = 0.1  # seconds to wait after EMFILE and the like, for descriptors to free up
+_ACCEPT_BATCH = 64  # connections accepted per wake-up at most, as asyncio's loop does
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
@@ -69,7 +69,7 @@ class Acceptor:
             self._sent = [siblings.table.received(j, siblings.slot) for j in range(len(self._sent))]
         self._open = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._accepting: asyncio.Task[None] | None = None
+        self._stopped = False
         self.accepted = self.handed_over = self.taken_over = 0
 
     @property
@@ -84,11 +84,10 @@ class Acceptor:
 
     def start(self) -> None:
         """Accept on the listener and adopt what siblings pass; mark this worker alive."""
-        loop = asyncio.get_running_loop()
         self._listener.setblocking(False)
-        self._accepting = loop.create_task(self._accept_loop())
+        self._listen()
         if self._siblings is not None:
-            loop.add_reader(self._siblings.inbox.fileno(), self._receive)
+            asyncio.get_running_loop().add_reader(self._siblings.inbox.fileno(), self._receive)
             self._siblings.table.set_alive(self._siblings.slot, True)
 
     async def stop(self) -> None:
@@ -96,32 +95,41 @@ class Acceptor:
         siblings = self._siblings
         if siblings is not None:
             siblings.table.set_alive(siblings.slot, False)  # siblings stop sending first
-        if self._accepting is not None:
-            self._accepting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accepting
+        self._stopped = True
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._listener.fileno())
         self._listener.close()
         if siblings is not None:
-            asyncio.get_running_loop().remove_reader(siblings.inbox.fileno())
+            loop.remove_reader(siblings.inbox.fileno())
             self._receive()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _accept_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
+    def _listen(self) -> None:
+        if not self._stopped:
+            asyncio.get_running_loop().add_reader(self._listener.fileno(), self._accept_ready)
+
+    def _accept_ready(self) -> None:
+        """Accept every waiting connection in one go (a reader callback, like asyncio's own
+        accept loop: one pass of the event loop, however busy the render threads keep it)."""
+        for _ in range(_ACCEPT_BATCH):
             try:
-                connection, _ = await loop.sock_accept(self._listener)
+                connection, _ = self._listener.accept()
+            except BlockingIOError:
+                return
             except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: wait for descriptors to free up
                 log.warning("accepting a connection failed: %s", exc)
-                await asyncio.sleep(_ACCEPT_RETRY)
-                continue
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self._listener.fileno())
+                loop.call_later(_ACCEPT_RETRY, self._listen)
+                return
+            connection.setblocking(False)
             self.accepted += 1
             target = self._sibling_for_new()
             if target is not None and self._hand_over(connection, target):
                 continue
             self._count(1)
-            await self._adopt(connection)
+            self._start_adopting(connection)
 
     def _sibling_for_new(self) -> int | None:
         if not self._balance or self._siblings is None:
@@ -177,9 +185,12 @@ class Acceptor:
                 if 0 <= sender < table.slots:
                     table.note_received(slot, sender)
                 self.taken_over += 1
-                task = asyncio.get_running_loop().create_task(self._adopt(connection))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start_adopting(connection)
+
+    def _start_adopting(self, connection: socket.socket) -> None:
+        task = asyncio.get_running_loop().create_task(self._adopt(connection))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _adopt(self, connection: socket.socket) -> None:
         """Serve an accepted connection (already counted) through aiohttp."""
