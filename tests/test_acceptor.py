@@ -60,11 +60,12 @@ async def _worker(
     app = web.Application()
     app[NAME_KEY] = name
     app.router.add_get("/", _hello)
+    acceptor = Acceptor(listener, header_timeout=header_timeout, siblings=siblings)
+    app.middlewares.append(acceptor.middleware)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     assert runner.server is not None
-    acceptor = Acceptor(runner.server, listener, header_timeout=header_timeout, siblings=siblings)
-    acceptor.start()
+    acceptor.start(runner.server)
     try:
         yield acceptor
     finally:
@@ -77,6 +78,12 @@ def _listener() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     return sock
+
+
+@pytest.fixture
+def table() -> LoadTable:
+    """Made outside the event loop, as the supervisor does (creating shared memory blocks)."""
+    return LoadTable(2)
 
 
 @pytest.fixture
@@ -99,10 +106,9 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> st
 
 
 async def test_connections_that_all_land_on_one_worker_are_spread(
-    inboxes: list[tuple[socket.socket, socket.socket]],
+    inboxes: list[tuple[socket.socket, socket.socket]], table: LoadTable
 ) -> None:
     """Every connection reaches worker A's socket; B gets half of them handed over."""
-    table = LoadTable(2)
     outboxes = (inboxes[0][0], inboxes[1][0])
     busy, idle = _listener(), _listener()
     port = busy.getsockname()[1]
@@ -132,9 +138,9 @@ async def test_connections_that_all_land_on_one_worker_are_spread(
 
 
 async def test_a_dead_sibling_gets_nothing(
-    inboxes: list[tuple[socket.socket, socket.socket]],
+    inboxes: list[tuple[socket.socket, socket.socket]], table: LoadTable
 ) -> None:
-    table = LoadTable(2)  # slot 1 never marked alive
+    # slot 1 is never marked alive
     outboxes = (inboxes[0][0], inboxes[1][0])
     listener = _listener()
     port = listener.getsockname()[1]
@@ -194,3 +200,34 @@ async def test_a_prompt_client_may_then_idle_longer_than_header_timeout() -> Non
         await asyncio.sleep(0.8)  # idle keep-alive is bounded by keepalive_timeout instead
         assert await _get(reader, writer) == "a"
         writer.close()
+
+
+async def test_a_connection_being_closed_weighs_less_than_new_ones(
+    inboxes: list[tuple[socket.socket, socket.socket]], table: LoadTable
+) -> None:
+    """A client closes its old connection (idle, on A) as it opens two new ones (both reaching
+    B): counting connections alone, B would keep both and A end up with none."""
+    outboxes = (inboxes[0][0], inboxes[1][0])
+    first, second = _listener(), _listener()
+    async with (
+        _worker("a", first, Siblings(table, 0, inboxes[0][1], outboxes)),
+        _worker("b", second, Siblings(table, 1, inboxes[1][1], outboxes)),
+    ):
+        old = await asyncio.open_connection("127.0.0.1", first.getsockname()[1])
+        assert await _get(*old) == "a"
+        assert (table.load(0), table.load(1)) == (1, 0)  # idle: counted once
+        port = second.getsockname()[1]
+        new = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        old[1].close()
+        answers = sorted([await _get(*stream) for stream in new])
+        assert answers == ["a", "b"]
+        for _, writer in new:
+            writer.close()
+
+
+def test_load_counts_busy_connections_twice() -> None:
+    table = LoadTable(1)
+    table.add_connections(0, 3)
+    table.add_busy(0, 2)
+    assert table.load(0) == 5

@@ -22,8 +22,10 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from aiohttp import web
 
 from thumbor_py import worker_metrics
 from thumbor_py.balancer import LoadTable, pick_sibling
@@ -35,6 +37,7 @@ _ACCEPT_RETRY = 0.1  # seconds to wait after EMFILE and the like, for descriptor
 _ACCEPT_BATCH = 64  # connections accepted per wake-up at most, as asyncio's loop does
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +55,13 @@ class Acceptor:
 
     def __init__(
         self,
-        factory: ProtocolFactory,
         listener: socket.socket,
         *,
         header_timeout: float,
         siblings: Siblings | None = None,
         balance: bool = True,
     ) -> None:
-        self._factory = factory
+        self._factory: ProtocolFactory | None = None
         self._listener = listener
         self.header_timeout = header_timeout
         self._siblings = siblings
@@ -67,7 +69,7 @@ class Acceptor:
         self._sent = [0] * (siblings.table.slots if siblings else 0)
         if siblings is not None:  # a replacement worker continues its predecessor's counts
             self._sent = [siblings.table.received(j, siblings.slot) for j in range(len(self._sent))]
-        self._open = 0
+        self._open = self._busy = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
         self.accepted = self.handed_over = self.taken_over = 0
@@ -82,8 +84,19 @@ class Acceptor:
         """Connections this worker holds now."""
         return self._open
 
-    def start(self) -> None:
-        """Accept on the listener and adopt what siblings pass; mark this worker alive."""
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Counts requests in flight as this worker's load (add it to the application)."""
+        self._add_busy(1)
+        try:
+            return await handler(request)
+        finally:
+            self._add_busy(-1)
+
+    def start(self, factory: ProtocolFactory) -> None:
+        """Serve connections with ``factory`` (aiohttp's ``web.Server``): accept on the
+        listener, adopt what siblings pass, and mark this worker alive."""
+        self._factory = factory
         self._listener.setblocking(False)
         self._listen()
         if self._siblings is not None:
@@ -129,6 +142,7 @@ class Acceptor:
             if target is not None and self._hand_over(connection, target):
                 continue
             self._count(1)
+            self._add_busy(1)  # fresh until its first request head is in
             self._start_adopting(connection)
 
     def _sibling_for_new(self) -> int | None:
@@ -136,14 +150,12 @@ class Acceptor:
             return None
         table, slot = self._siblings.table, self._siblings.slot
         loads = [
-            (
-                other,
-                table.connections(other) + max(0, self._sent[other] - table.received(other, slot)),
-            )
+            # a connection in transit will arrive fresh: one connection, busy
+            (other, table.load(other) + 2 * max(0, self._sent[other] - table.received(other, slot)))
             for other in range(table.slots)
             if other != slot and table.alive(other)
         ]
-        return pick_sibling(table.connections(slot), loads)
+        return pick_sibling(table.load(slot), loads)
 
     def _hand_over(self, connection: socket.socket, target: int) -> bool:
         """Pass ``connection`` to ``target``; False (keep it) when its inbox is full or gone."""
@@ -182,6 +194,7 @@ class Acceptor:
                 connection = socket.socket(fileno=fd)
                 connection.setblocking(False)
                 self._count(1)  # counted before the sender can see it arrived
+                self._add_busy(1)
                 if 0 <= sender < table.slots:
                     table.note_received(slot, sender)
                 self.taken_over += 1
@@ -197,6 +210,7 @@ class Acceptor:
         guarded: list[_Guarded] = []
 
         def protocol() -> asyncio.Protocol:
+            assert self._factory is not None
             guarded.append(_Guarded(self._factory(), self))
             return guarded[0]
 
@@ -207,6 +221,7 @@ class Acceptor:
             connection.close()
             if not guarded or not guarded[0].made:
                 self._count(-1)
+                self._add_busy(-1)
             log.debug("could not adopt a connection: %s", exc)
 
     def _count(self, delta: int) -> None:
@@ -214,6 +229,11 @@ class Acceptor:
         if self._siblings is not None:
             self._siblings.table.add_connections(self._siblings.slot, delta)
         worker_metrics.WORKER_CONNECTIONS.set(self._open)
+
+    def _add_busy(self, delta: int) -> None:
+        self._busy += delta
+        if self._siblings is not None:
+            self._siblings.table.add_busy(self._siblings.slot, delta)
 
 
 class _Guarded(asyncio.Protocol):
@@ -240,6 +260,7 @@ class _Guarded(asyncio.Protocol):
             if any(end in seen for end in _HEAD_ENDS):
                 self._timer.cancel()
                 self._timer, self._tail = None, b""
+                self._acceptor._add_busy(-1)  # no longer fresh: the middleware counts it now
             else:
                 self._tail = seen[-3:]
         self._inner.data_received(data)
@@ -248,9 +269,10 @@ class _Guarded(asyncio.Protocol):
         return self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
+        if self._timer is not None:  # still fresh
             self._timer.cancel()
             self._timer = None
+            self._acceptor._add_busy(-1)
         self._acceptor._count(-1)
         self._inner.connection_lost(exc)
 
@@ -262,6 +284,7 @@ class _Guarded(asyncio.Protocol):
 
     def _late(self) -> None:
         self._timer = None
+        self._acceptor._add_busy(-1)
         worker_metrics.HEADER_TIMEOUTS.inc()
         log.debug(
             "closing a connection: no request head within %s s", self._acceptor.header_timeout

@@ -8,6 +8,8 @@ one writer, so no lock is needed (a worker killed mid-update cannot leave a lock
   when ``w`` dies);
 - ``connections[w]``: connections ``w`` has open (written by ``w``; zeroed by the supervisor
   when ``w`` dies);
+- ``busy[w]``: connections of ``w`` that are working or about to: a request in flight, or
+  accepted and not yet through their first request head (written by ``w``);
 - ``received[w][s]``: connections ``w`` has received from ``s`` over its inbox (written by
   ``w``). A sender keeps its own count of what it sent; the difference is what is still in
   transit, so a burst of accepts does not pile onto a sibling that has not adopted yet.
@@ -19,7 +21,7 @@ import ctypes
 import multiprocessing
 from collections.abc import Sequence
 
-_ALIVE, _CONNECTIONS, _RECEIVED = 0, 1, 2
+_ALIVE, _CONNECTIONS, _BUSY, _RECEIVED = 0, 1, 2, 3
 
 
 class LoadTable:
@@ -50,6 +52,19 @@ class LoadTable:
         self._cells[index] += delta
         return int(self._cells[index])
 
+    def add_busy(self, slot: int, delta: int) -> None:
+        """Written by the worker in ``slot`` only."""
+        self._cells[slot * self._stride + _BUSY] += delta
+
+    def load(self, slot: int) -> int:
+        """What a new connection would queue behind: every connection, busy ones twice.
+
+        Idle keep-alive connections count (a pool's idle connections get busy again), but
+        less than busy ones, so a connection its client is closing right now weighs little.
+        """
+        base = slot * self._stride
+        return int(self._cells[base + _CONNECTIONS]) + int(self._cells[base + _BUSY])
+
     def received(self, slot: int, sender: int) -> int:
         """Connections ``slot`` has received from ``sender`` (ever)."""
         return int(self._cells[slot * self._stride + _RECEIVED + sender])
@@ -62,15 +77,15 @@ class LoadTable:
         """Supervisor: the worker in ``slot`` is gone; its connections went with it."""
         self.set_alive(slot, False)
         self._cells[slot * self._stride + _CONNECTIONS] = 0
+        self._cells[slot * self._stride + _BUSY] = 0
 
 
 def pick_sibling(own: int, siblings: Sequence[tuple[int, int]]) -> int | None:
     """The sibling that should take a new connection, or None to keep it.
 
-    ``own`` is this worker's open connections, ``siblings`` the (slot, load) pairs of the live
-    siblings. The connection moves only when this worker has more than the least loaded one:
-    ties stay (a hand-over costs a few system calls), and no hand-over can leave the two
-    further apart than one connection.
+    ``own`` is this worker's load, ``siblings`` the (slot, load) pairs of the live siblings
+    (see :meth:`LoadTable.load`). The connection moves only when this worker has more than
+    the least loaded one: ties stay, as a hand-over costs a few system calls.
     """
     if not siblings:
         return None

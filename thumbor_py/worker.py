@@ -53,6 +53,13 @@ async def _serve(
 ) -> None:
     settings = config.server
     app = create_app(config)
+    acceptor = Acceptor(
+        listener,
+        header_timeout=settings.header_timeout,
+        siblings=siblings,
+        balance=settings.balance_connections,
+    )
+    app.middlewares.append(acceptor.middleware)  # innermost: counts requests in flight
     responses = _Responses()
     app.on_response_prepare.append(responses)
     runner = web.AppRunner(
@@ -65,18 +72,11 @@ async def _serve(
     await runner.setup()
     server = runner.server
     assert server is not None  # setup() made it
-    acceptor = Acceptor(
-        server,
-        listener,
-        header_timeout=settings.header_timeout,
-        siblings=siblings,
-        balance=settings.balance_connections,
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    acceptor.start()
+    acceptor.start(server)
     if ready is not None:
         ready()
     try:
