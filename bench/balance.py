@@ -11,12 +11,14 @@ direct measure of an idle core; it holds even when other programs share the mach
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import servers
-from bench.load import run_load
+from bench.load import Stats, run_load
 from bench.workloads import workloads
 
 SETTINGS = (("2 keep-alive", 2, True), ("4 keep-alive", 4, True), ("8 keep-alive", 8, True))
@@ -31,6 +33,7 @@ class Runs:
     rates: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
     workers: list[list[float]] = field(default_factory=list)  # cores busy, per worker, per run
+    spread: list[list[int]] = field(default_factory=list)  # open connections per worker, mid-run
     errors: int = 0
 
 
@@ -78,10 +81,8 @@ def _one(
     pids = server.workers()
     before = [servers.cpu_of(pid) for pid in pids]
     total_before = server.cpu_seconds()
-    stats = asyncio.run(
-        run_load(
-            server.port, paths, concurrency=connections, duration=duration, keep_alive=keep_alive
-        )
+    stats, spread = asyncio.run(
+        _load_and_look(server.port, paths, connections, keep_alive, duration)
     )
     busy = [
         (servers.cpu_of(pid) - start) / stats.elapsed
@@ -90,7 +91,29 @@ def _one(
     runs.rates.append(stats.rate)
     runs.cpu_ms.append(1000 * (server.cpu_seconds() - total_before) / max(stats.ok, 1))
     runs.workers.append(busy)
+    if spread:
+        runs.spread.append(spread)
     runs.errors += stats.count - stats.ok
+
+
+async def _load_and_look(
+    port: int, paths: list[str], connections: int, keep_alive: bool, duration: float
+) -> tuple[Stats, list[int]]:
+    """Run the load; halfway through, read each worker's open connections from /metrics."""
+    load = asyncio.create_task(
+        run_load(port, paths, concurrency=connections, duration=duration, keep_alive=keep_alive)
+    )
+    await asyncio.sleep(duration / 2)
+    spread = await asyncio.to_thread(_connections_per_worker, port) if keep_alive else []
+    return await load, spread
+
+
+def _connections_per_worker(port: int) -> list[int]:
+    """Open connections per worker, sorted; the scrape's own connection is one of them."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    found = re.findall(r'^thumbor_py_worker_connections\{pid="\d+"\} (\S+)$', text, re.M)
+    return sorted(int(float(value)) for value in found)
 
 
 def _summary(runs: Runs) -> str:
@@ -105,7 +128,10 @@ def _cells(runs: Runs) -> list[str]:
     per_worker = " / ".join(
         f"{statistics.median(column):.2f}" for column in zip(*runs.workers, strict=True)
     )
+    worst_spread = max(runs.spread, key=lambda c: c[-1] - c[0], default=None)
+    spread = "/".join(map(str, worst_spread)) if worst_spread else "—"
     return [
+        spread,
         f"{statistics.median(runs.rates):.1f}",
         f"{worst:.1f}",
         f"{worst / best:.2f}" if best else "—",
@@ -124,14 +150,17 @@ def table(found: dict[tuple[str, str], Runs], *, repeats: int, duration: float) 
         f"({repeats} runs of {duration:.0f} s per row)\n"
     )
     print(
-        "| worker model | connections | req/s median | worst | worst/best | CPU ms/req "
+        "| worker model | connections | connections per worker, worst run | req/s median "
+        "| worst | worst/best | CPU ms/req "
         "| cores busy per worker (median) | least busy worker, worst run "
         "| runs with one worker < 0.75× the other | errors |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (mode, label), runs in found.items():
         print(f"| {mode} | {label} | " + " | ".join(_cells(runs)) + " |")
     print(
-        "\ncores busy: a worker's user+system CPU seconds per second of the run (/proc); "
+        "\nconnections per worker: read from /metrics halfway through the run, the scrape's "
+        "own connection included (so 4 connections show as 2/3). "
+        "cores busy: a worker's user+system CPU seconds per second of the run (/proc); "
         "1.00 is one core kept busy. CPU ms/req: all server processes / 200 answers."
     )
