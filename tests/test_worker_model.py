@@ -191,3 +191,21 @@ def test_no_banner_when_the_port_is_taken(tmp_path: Path) -> None:
     text = running.text()
     assert "cannot listen on" in text
     assert "listening on" not in text.replace("cannot listen on", "")
+
+
+def test_one_worker_closes_a_silent_connection_after_header_timeout(tmp_path: Path) -> None:
+    """Single-worker mode accepts through the same guard: a raw socket that sends nothing is
+    closed after server.header_timeout; a prompt client is served."""
+    running = _start(tmp_path, "workers: 1, header_timeout: 0.5")
+    try:
+        wait_for_port(running.port)
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as silent:
+            started = time.monotonic()
+            assert silent.recv(1) == b""  # closed by the server, nothing sent
+            assert 0.3 < time.monotonic() - started < 5
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as prompt:
+            prompt.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert prompt.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        assert _stop(running) == 0
+    assert "stopped: drained" in running.text()
