@@ -33,6 +33,13 @@ class Running:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_serving(self, workers: int, timeout: float = 30) -> None:
+        """Until every worker has logged that it serves (and takes hand-overs)."""
+        deadline = time.monotonic() + timeout
+        while self.text().count(" serving (pid ") < workers:
+            assert time.monotonic() < deadline, self.text()
+            time.sleep(0.05)
+
     def workers(self) -> list[int]:
         found: list[int] = []
         for task in os.listdir(f"/proc/{self.process.pid}/task"):
@@ -78,9 +85,7 @@ def two_workers(tmp_path: Path) -> Iterator[Running]:
     running = _start(tmp_path, "workers: 2, access_log: false, restart_delay: 0.2")
     try:
         wait_for_port(running.port)
-        deadline = time.monotonic() + 20
-        while len(running.workers()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        running.wait_serving(2)
         yield running
     finally:
         _stop(running)
@@ -153,7 +158,7 @@ async def test_a_killed_worker_is_logged_replaced_and_counted(two_workers: Runni
             break
         await asyncio.sleep(0.05)
     replacement = next(pid for pid in two_workers.workers() if pid not in before)
-    await asyncio.sleep(0.5)  # the replacement starts its loop
+    await asyncio.to_thread(two_workers.wait_serving, 3)  # the replacement serves
     counts = await _open_and_count(two_workers.port, 4)
     assert counts.get(str(replacement), 0) >= 2, counts  # it serves its share
     assert str(before[0]) not in counts  # the dead worker's gauge is gone
@@ -209,3 +214,19 @@ def test_one_worker_closes_a_silent_connection_after_header_timeout(tmp_path: Pa
     finally:
         assert _stop(running) == 0
     assert "stopped: drained" in running.text()
+
+
+async def test_one_shared_socket_spreads_too(tmp_path: Path) -> None:
+    """With `reuse_port: false` the workers share one listening socket; whichever wakes
+    first accepts, and the hand-over evens it out just the same."""
+    running = _start(tmp_path, "workers: 2, access_log: false, reuse_port: false")
+    try:
+        wait_for_port(running.port)
+        await asyncio.to_thread(running.wait_serving, 2)
+        for count in (4, 8):
+            counts = await _open_and_count(running.port, count)
+            assert len(counts) == 2, counts
+            assert max(counts.values()) - min(counts.values()) <= 1, (count, counts)
+            await _settled(running.port)
+    finally:
+        assert _stop(running) == 0

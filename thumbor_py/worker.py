@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import time
@@ -77,6 +78,7 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     acceptor.start(server)
+    log.info("worker %d serving (pid %d)", acceptor.slot, os.getpid())
     if ready is not None:
         ready()
     try:
