@@ -46,8 +46,9 @@ class Stats:
 
 
 class _Connection:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, keep_alive: bool = True) -> None:
         self._host, self._port = host, port
+        self._close = "" if keep_alive else "Connection: close\r\n"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -59,7 +60,8 @@ class _Connection:
             assert self._reader is not None
             assert self._writer is not None
             self._writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\nAccept: */*\r\n\r\n".encode()
+                f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\nAccept: */*\r\n"
+                f"{self._close}\r\n".encode()
             )
             try:
                 return await self._read(self._reader)
@@ -85,7 +87,7 @@ class _Connection:
             length = await _read_chunked(reader)
         else:
             length = 0
-        if headers.get("connection", "").lower() == "close":
+        if self._close or headers.get("connection", "").lower() == "close":
             self.close()
         return status, length
 
@@ -118,8 +120,10 @@ async def run_load(
     duration: float | None = None,
     total: int | None = None,
     host: str = "127.0.0.1",
+    keep_alive: bool = True,
 ) -> Stats:
-    """Drive ``concurrency`` connections for ``duration`` seconds or ``total`` requests."""
+    """Drive ``concurrency`` clients for ``duration`` seconds or ``total`` requests, each on
+    one keep-alive connection, or with ``keep_alive=False`` a new connection per request."""
     stats = Stats()
     source = cycle_paths(paths)
     sent = itertools.count()
@@ -127,7 +131,7 @@ async def run_load(
     stop_at = started + duration if duration is not None else float("inf")
 
     async def worker() -> None:
-        connection = _Connection(host, port)
+        connection = _Connection(host, port, keep_alive=keep_alive)
         try:
             while time.perf_counter() < stop_at and (total is None or next(sent) < total):
                 path = next(source)

@@ -20,6 +20,7 @@ class Row:
     raw_ms: float | None
     ours: Measured
     theirs: Measured | None = None
+    connections: int = 0
 
 
 def _ms(seconds: float) -> str:
@@ -43,12 +44,25 @@ def _cells(row: Row) -> list[str]:
         ratio = f"{row.ours.stats.rate / row.theirs.stats.rate:.2f}×"
     to_raw = f"{row.ours.cpu_ms / row.raw_ms:.2f}" if row.raw_ms else "—"
     raw = f"{row.raw_ms:.1f}" if row.raw_ms else "—"
-    return [f"`{row.name}`", *_server(row.ours), *_server(row.theirs), ratio, raw, to_raw]
+    cpu_ratio = "—"
+    if row.theirs is not None and row.theirs.cpu_ms:
+        cpu_ratio = f"{row.ours.cpu_ms / row.theirs.cpu_ms:.2f}"
+    name = f"`{row.name}`" + (f" ({row.note})" if row.note else "")
+    return [
+        name,
+        str(row.connections),
+        *_server(row.ours),
+        *_server(row.theirs),
+        ratio,
+        cpu_ratio,
+        raw,
+        to_raw,
+    ]
 
 
 _HEAD = (
-    "| workload | thumbor-py req/s | p50 ms | p99 ms | CPU ms/req "
-    "| Thumbor req/s | p50 ms | p99 ms | CPU ms/req | req/s vs Thumbor "
+    "| workload | conn. | thumbor-py req/s | p50 ms | p99 ms | CPU ms/req "
+    "| Thumbor req/s | p50 ms | p99 ms | CPU ms/req | req/s vs Thumbor | CPU vs Thumbor "
     "| raw Pillow CPU ms | CPU vs Pillow |"
 )
 
@@ -58,39 +72,20 @@ def print_row(row: Row) -> None:
     print("  " + " | ".join(_cells(row)), flush=True)
 
 
-def table(rows: list[Row], *, concurrency: int, duration: float, cpus: int) -> None:
+def table(rows: list[Row], *, duration: float, cpus: int) -> None:
     print(
-        f"\n### Workloads ({cpus} CPUs, {concurrency} keep-alive connections, "
-        f"{duration:.0f} s per workload and server)\n"
+        f"\n### Every URL distinct ({cpus} CPUs, keep-alive connections as given, "
+        f"{duration:.0f} s per workload, server and connection count; srcset: one cold pass)\n"
     )
     print(_HEAD)
-    print("|" + "---|" * 12)
+    print("|" + "---|" * 14)
     for row in rows:
         print("| " + " | ".join(_cells(row)) + " |")
     print(
-        "\nCPU ms/req: user+system CPU of all server processes / 200 answers. "
+        "\nEvery request is a different URL (the output size varies by a pixel), no result "
+        "storage, thumbor-py's master cache off (srcset: on, one pass of its 100 URLs per "
+        "server). CPU ms/req: user+system CPU of all server processes / 200 answers. "
         "CPU vs Pillow: thumbor-py's CPU per request / raw Pillow's in-process CPU per operation."
-    )
-
-
-def fresh_table(rows: list[Row], compared: list[Row]) -> None:
-    print("\n### thumbor-py, nothing shared: every URL different, master cache off\n")
-    print(
-        "| workload | req/s | p50 ms | p99 ms | CPU ms/req | req/s vs Thumbor "
-        "| raw Pillow CPU ms | CPU vs Pillow |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    thumbor = {row.name: row.theirs for row in compared}
-    for row in rows:
-        cells = _server(row.ours)
-        theirs = thumbor.get(row.name)
-        ratio = f"{row.ours.stats.rate / theirs.stats.rate:.2f}×" if theirs else "—"
-        raw = f"{row.raw_ms:.1f}" if row.raw_ms else "—"
-        to_raw = f"{row.ours.cpu_ms / row.raw_ms:.2f}" if row.raw_ms else "—"
-        print(f"| `{row.name}` | " + " | ".join([*cells, ratio, raw, to_raw]) + " |")
-    print(
-        "\nThe URLs differ only by a `max_age(N)` filter (a header, no pixel work); "
-        "Thumbor does not coalesce or cache, so its figures above apply unchanged."
     )
 
 

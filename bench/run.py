@@ -1,16 +1,19 @@
 """Side-by-side benchmark: raw Pillow in-process, thumbor-py, and Thumbor 7.8.
 
-    .venv/bin/python bench/run.py            # the full run (about 14 minutes on 2 cores)
-    .venv/bin/python bench/run.py --quick    # a sanity run (about 5 minutes)
+    .venv/bin/python bench/run.py            # the full run (about 25 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick    # a sanity run (about 6 minutes)
+    .venv/bin/python bench/run.py --skip compare,workers,health,rss   # connections only
 
 Images are generated into ``bench/.cache/images`` (git-ignored). Thumbor is taken from
 ``--thumbor-venv`` (default ``$THUMBOR_VENV`` or ``/tmp/thumbor-venv``) and, with
-``--create-thumbor-venv``, installed there first (``pip install thumbor==7.8.0``).
-Both servers get the same images, the same settings (file loader, no detectors, quality 80,
-no access log) and every core: thumbor-py pre-forks one worker per CPU, and Thumbor runs one
-instance per CPU on SO_REUSEPORT sockets (its best multi-core setup). Workloads alternate:
-each one runs on thumbor-py and then on Thumbor before the next, under the same closed-loop
-load (``--concurrency`` keep-alive connections).
+``--create-thumbor-venv``, installed there first (``pip install thumbor==7.8.0``); without
+it, thumbor-py is measured alone. Both servers get the same images, the same settings (file
+loader, no detectors, quality 80, no access log) and every core: thumbor-py pre-forks one
+worker per CPU, and Thumbor runs one instance per CPU on SO_REUSEPORT sockets (its best
+multi-core setup). The headline table requests a different URL every time (the output size
+varies), with thumbor-py's master cache off except for srcset, whose 100 URLs are requested
+once per server, cold. Workloads alternate: each runs on thumbor-py and then on Thumbor,
+under the same closed-loop load, for each connection count of ``--connections``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import images, report, servers
+from bench import balance, images, report, servers
 from bench.load import Stats, probe, run_load
 from bench.workloads import Workload, raw_for, workloads
 
@@ -59,7 +62,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--duration", type=float, help="seconds per workload and server (8; quick 2)"
     )
-    parser.add_argument("--concurrency", type=int, default=8, help="connections (8)")
+    parser.add_argument(
+        "--connections", help="keep-alive connection counts to sweep (2,4,8; quick 4)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="runs per setting in the connections section (10; quick 3)"
+    )
     parser.add_argument("--only", help="run the workloads whose name contains this")
     default_venv = os.environ.get("THUMBOR_VENV", "/tmp/thumbor-venv")
     parser.add_argument("--thumbor-venv", type=Path, default=Path(default_venv))
@@ -70,7 +78,9 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--no-thumbor", action="store_true", help="thumbor-py and Pillow only")
     parser.add_argument(
-        "--skip", default="", help="comma list of sections to skip: fresh,workers,health,rss"
+        "--skip",
+        default="",
+        help="comma list of sections to skip: compare,balance,workers,health,rss",
     )
     return parser.parse_args()
 
@@ -78,8 +88,10 @@ def _arguments() -> argparse.Namespace:
 def main() -> None:
     args = _arguments()
     duration = args.duration or (2.0 if args.quick else 8.0)
+    args.sweep = [int(n) for n in (args.connections or ("4" if args.quick else "2,4,8")).split(",")]
+    args.concurrency = max(args.sweep)
     folder = CACHE / "images"
-    print(f"images: {folder} ({CPUS} CPUs)")
+    print(f"images: {folder} ({CPUS} CPUs, load average {os.getloadavg()[0]:.1f})")
     images.generate(folder)
     venv = None
     if not args.no_thumbor:
@@ -90,18 +102,22 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory(prefix="thumbor-bench-") as temp:
         work = Path(temp)
-        raw = {w.name: _raw_ms(w, folder, 3 if args.quick else 9) for w in chosen}
-        rows = _compare(chosen, raw, folder, work, venv, args, duration)
-        report.table(rows, concurrency=args.concurrency, duration=duration, cpus=CPUS)
-        if "fresh" not in skip:
-            fresh = _fresh(chosen, raw, folder, work, args, duration)
-            report.fresh_table(fresh, rows)
+        if "compare" not in skip:
+            raw = {w.name: _raw_ms(w, folder, 3 if args.quick else 9) for w in chosen}
+            rows = _compare(chosen, raw, folder, work, venv, args, duration)
+            report.table(rows, duration=duration, cpus=CPUS)
+        if "balance" not in skip:
+            repeats = args.repeats or (3 if args.quick else 10)
+            seconds = 1.5 if args.quick else 3.0
+            found = balance.measure(folder, work, workers=CPUS, repeats=repeats, duration=seconds)
+            balance.table(found, repeats=repeats, duration=seconds)
         if "workers" not in skip:
             _worker_model(folder, work, args, duration)
         if "health" not in skip:
             _health(folder, work, venv, args, duration)
         if "rss" not in skip:
             _memory(folder, work, total=1000 if args.quick else 5000)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (other programs share the CPUs)")
 
 
 def _compare(
@@ -113,41 +129,30 @@ def _compare(
     args: argparse.Namespace,
     duration: float,
 ) -> list[report.Row]:
-    """Each workload as given, on thumbor-py then on Thumbor (default settings for both)."""
+    """Each workload, every URL different, on thumbor-py then on Thumbor, for each
+    connection count; a fresh pair of servers per workload and count (srcset stays cold)."""
     rows = []
     for workload in chosen:
-        with ExitStack() as stack:
-            ours = stack.enter_context(_thumbor_py(folder, work, workload))
-            theirs = stack.enter_context(_thumbor(venv, folder, work, workload)) if venv else None
-            measured_ours = _measure(ours, workload, args, duration)
-            measured_theirs = _measure(theirs, workload, args, duration) if theirs else None
-        row = report.Row(workload.name, workload.note, raw[workload.name], measured_ours)
-        row.theirs = measured_theirs
-        report.print_row(row)
-        rows.append(row)
-    return rows
-
-
-def _fresh(
-    chosen: list[Workload],
-    raw: dict[str, float | None],
-    folder: Path,
-    work: Path,
-    args: argparse.Namespace,
-    duration: float,
-) -> list[report.Row]:
-    """thumbor-py with nothing shared between requests: every URL different (no request
-    coalescing) and the master cache off, so every request fetches, decodes and renders."""
-    rows = []
-    text = servers.thumbor_py_config(folder, workers=0, extra_imaging={"master_cache_bytes": 0})
-    with servers.thumbor_py(text, work, workers=CPUS, tag="-fresh") as server:
-        for workload in chosen:
-            if workload.result_storage:
-                continue
-            fresh = Workload(workload.name, workload.variants(), None, workload.note)
-            row = report.Row(
-                workload.name, "", raw[workload.name], _measure(server, fresh, args, duration)
-            )
+        distinct = Workload(
+            workload.name,
+            workload.distinct(256),
+            workload.raw,
+            workload.note,
+            workload.result_storage,
+        )
+        for connections in args.sweep:
+            with ExitStack() as stack:
+                ours = stack.enter_context(_thumbor_py(folder, work, workload))
+                theirs = (
+                    stack.enter_context(_thumbor(venv, folder, work, workload)) if venv else None
+                )
+                measured_ours = _measure(ours, distinct, connections, duration)
+                measured_theirs = (
+                    _measure(theirs, distinct, connections, duration) if theirs else None
+                )
+            row = report.Row(workload.name, workload.note, raw[workload.name], measured_ours)
+            row.theirs, row.connections = measured_theirs, connections
+            report.print_row(row)
             rows.append(row)
     return rows
 
@@ -155,7 +160,12 @@ def _fresh(
 @contextmanager
 def _thumbor_py(folder: Path, work: Path, workload: Workload) -> Iterator[servers.Server]:
     storage = _storage_folder(work, "ours", workload)
-    text = servers.thumbor_py_config(folder, workers=0, result_storage=storage)
+    # Nothing shared between requests, as in Thumbor; srcset keeps the master cache, which
+    # exists for it (one decode per source, every width cut from it).
+    imaging = {} if workload.name.startswith("srcset") else {"master_cache_bytes": 0}
+    text = servers.thumbor_py_config(
+        folder, workers=0, result_storage=storage, extra_imaging=imaging
+    )
     with servers.thumbor_py(text, work, workers=CPUS) as server:
         yield server
 
@@ -177,19 +187,18 @@ def _storage_folder(work: Path, name: str, workload: Workload) -> Path | None:
 
 
 def _measure(
-    server: servers.Server, workload: Workload, args: argparse.Namespace, duration: float
+    server: servers.Server, workload: Workload, connections: int, duration: float
 ) -> Measured:
     paths = list(workload.paths)
     if workload.name.startswith("srcset"):
-        # Cold: the first pass is measured too; each pass requests all 100 URLs.
-        passes = 1 if args.quick else 2
-        return _timed(server, paths, args.concurrency, total=len(paths) * passes)
-    warm = max(args.concurrency * 2, 8)
-    asyncio.run(run_load(server.port, paths, concurrency=args.concurrency, total=warm))
+        # Cold, once: each source decoded for the first time; a second pass would be warm.
+        return _timed(server, paths, connections, total=len(paths))
+    warm = max(connections * 2, 8)
+    asyncio.run(run_load(server.port, paths, concurrency=connections, total=warm))
     return _timed(
         server,
         paths[warm % len(paths) :] + paths[: warm % len(paths)],
-        args.concurrency,
+        connections,
         duration=duration,
     )
 

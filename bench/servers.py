@@ -69,6 +69,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    return _cpu(pid)
+
+
 def _cpu(pid: int) -> float:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -48,6 +48,30 @@ class Workload:
                     out.append(f"{head}/filters:max_age({86400 + index})/{name}")
         return tuple(out)
 
+    def distinct(self, count: int = 64) -> tuple[str, ...]:
+        """The paths with the first non-zero dimension grown by 0..count-1 pixels: every
+        request a different URL and a different output size, as a real page's would be."""
+        if self.name.startswith("srcset") or self.result_storage:
+            return self.paths
+        out = []
+        for index in range(count):
+            for path in self.paths:
+                out.append(_grow(path, index))
+        return tuple(out)
+
+
+def _grow(path: str, extra: int) -> str:
+    parts = path.split("/")
+    for position, part in enumerate(parts):
+        width, x, height = part.partition("x")
+        if x and width.isdigit() and height.isdigit():
+            if int(width):
+                parts[position] = f"{int(width) + extra}x{height}"
+            else:
+                parts[position] = f"{width}x{int(height) + extra}"
+            return "/".join(parts)
+    raise ValueError(f"no size in {path}")
+
 
 def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()

@@ -126,9 +126,8 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(config.server.log_format, config.server.log_level)
     for record in held:
         logging.getLogger(record.name).handle(record)
-    _print_banner(config)
     try:
-        server.serve(config)
+        server.serve(config, banner=lambda base: _banner_lines(config, base))
     except OSError as exc:  # binding the port: in use, not permitted, unknown host
         host, port = config.server.host, config.server.port
         print(f"thumbor-py: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
@@ -162,18 +161,18 @@ class _ListHandler(logging.Handler):
         self._records.append(record)
 
 
-def _print_banner(config: Config) -> None:
-    base = f"http://{config.server.host}:{config.server.port}"
-    workers = config.server.workers or "one per CPU"
-    print(f"thumbor-py listening on {base} (workers: {workers})", flush=True)
+def _banner_lines(config: Config, base: str) -> list[str]:
+    """Example URLs, logged by the server once it listens on ``base``."""
     example = _example_image(config)
     if example is None:
-        return
+        return []
+    lines = []
     if config.security.allow_unsafe:
-        print(f"try: {base}{build_url(example, width=300, height=200, smart=True)}", flush=True)
+        lines.append(f"try: {base}{build_url(example, width=300, height=200, smart=True)}")
     if config.security.key:
         signed = build_url(example, key=config.security.key, width=300, height=200)
-        print(f"signed: {base}{signed}", flush=True)
+        lines.append(f"signed: {base}{signed}")
+    return lines
 
 
 def _example_image(config: Config) -> str | None:

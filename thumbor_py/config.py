@@ -43,6 +43,12 @@ class ServerConfig:
     access_log: bool = True
     log_format: Literal["plain", "json"] = "plain"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Worker model: connection balancing, slow clients, supervision (see thumbor_py/server.py).
+    balance_connections: bool = True
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    restart_delay: float = 0.5
+    restart_delay_max: float = 30.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,7 +296,18 @@ class Config:
                 f"(set it in the file or in {ENV_PREFIX}SECURITY_KEY)"
             )
         _check_positive(self.imaging, ("quality", "max_pixels", "max_source_bytes"), "imaging")
-        _check_positive(self.server, ("render_threads", "render_queue"), "server")
+        _check_positive(
+            self.server,
+            (
+                "render_threads",
+                "render_queue",
+                "header_timeout",
+                "keepalive_timeout",
+                "restart_delay",
+                "restart_delay_max",
+            ),
+            "server",
+        )
         _check_imaging(self.imaging)
         validate_ranges(self)
 

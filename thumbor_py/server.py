@@ -1,19 +1,22 @@
-"""Run the server: one process, or N pre-forked processes listening on one port.
+"""Run the server: one process, or N supervised pre-forked workers sharing one port.
 
-Each process runs its own event loop and render threads, so CPU-bound renders use every core
+Each worker runs its own event loop and render threads, so CPU-bound renders use every core
 without the GIL in the way. With ``server.reuse_port`` (the default, where the kernel has
 SO_REUSEPORT) every worker gets its own listening socket on the port and the kernel hashes
-each new connection to one of them, so keep-alive connections spread evenly; with one shared
-socket, the worker that wakes first tends to accept a whole burst of connections and keep
-them. One loop feeding a process pool was measured too (``bench/run.py``): it pays for
-shipping every source and result between processes, for no gain.
-SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to
-``server.request_timeout``), flushes pending result-storage writes and closes clients.
+each new connection to one of them; otherwise they share one socket. Either way the kernel's
+choice is only a first guess: with ``server.balance_connections`` a worker that holds more
+connections than its least loaded sibling hands a new one over (``thumbor_py/acceptor.py``),
+because a keep-alive connection stays where it lands and four of them hashed to one worker
+would leave a core idle. One loop feeding a process pool was measured too (``bench/run.py``):
+it pays for shipping every source and result between processes, for no gain.
+
+The supervisor (``thumbor_py/supervisor.py``) restarts a worker that dies. SIGTERM or SIGINT
+stops accepting, lets requests in flight finish (up to ``server.request_timeout``), flushes
+pending result-storage writes and closes clients (``thumbor_py/worker.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -22,20 +25,23 @@ import signal
 import socket
 import sys
 import tempfile
-from types import FrameType
+from collections.abc import Callable, Sequence
 
 from thumbor_py.config import Config
+from thumbor_py.cpus import available_cpus
 from thumbor_py.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("thumbor_py.server")
 _PR_SET_PDEATHSIG = 1
+Banner = Callable[[str], Sequence[str]]
 
 
 def worker_count(config: Config) -> int:
-    """``server.workers``, with 0 meaning one per CPU available to this process."""
+    """``server.workers``, with 0 meaning one per CPU this process may use (cgroup quota
+    included)."""
     if config.server.workers > 0:
         return config.server.workers
-    return max(len(os.sched_getaffinity(0)), 1)
+    return available_cpus()
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -66,52 +72,97 @@ def _prepare_metrics_folder() -> str | None:
     return folder
 
 
-def _serve(config: Config, sock: socket.socket) -> None:
-    from aiohttp import web
+def serve(config: Config, *, banner: Banner | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; with several workers, supervise them.
 
-    from thumbor_py.app import create_app
-    from thumbor_py.logs import AccessLogger
-
-    web.run_app(
-        create_app(config),
-        sock=sock,
-        access_log=logging.getLogger("thumbor_py.access") if config.server.access_log else None,
-        access_log_class=AccessLogger,
-        print=None,
-        handle_signals=True,
-        shutdown_timeout=config.server.request_timeout,
-    )
-
-
-def serve(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM; with several workers, supervise them."""
+    ``banner(base_url)`` gives extra lines (example URLs) logged once the port is bound.
+    """
     count = worker_count(config)
     created = _prepare_metrics_folder() if count > 1 else None
     from thumbor_py.app import create_app
 
     create_app(config)  # resolve plugins and fail fast, before binding or forking
     sockets = _listening_sockets(config, count)
+    _announce(config, sockets[0], count, banner)
     if count == 1:
-        _serve(config, sockets[0])
+        from thumbor_py.worker import run_worker
+
+        run_worker(config, sockets[0])
         return
-    children: list[int] = []
-    supervisor = os.getpid()
-    for index in range(count):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _die_with(supervisor)
-                mine = sockets[index % len(sockets)]
-                for other in sockets:
-                    if other is not mine:
-                        other.close()
-                _serve(config, mine)
-            finally:
-                os._exit(0)
-        children.append(pid)
-    for sock in sockets:
-        sock.close()
-    _supervise(children, created)
+    status = _supervise(config, sockets, count)
+    if created:
+        shutil.rmtree(created, ignore_errors=True)
+    sys.exit(status)
+
+
+def _announce(config: Config, sock: socket.socket, count: int, banner: Banner | None) -> None:
+    host, port = sock.getsockname()[:2]
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    per_cpu = " (one per CPU)" if config.server.workers == 0 else ""
+    log.info("thumbor-py listening on %s (workers: %d%s)", base, count, per_cpu)
+    for line in banner(base) if banner is not None else ():
+        log.info("%s", line)
+
+
+def _supervise(config: Config, sockets: list[socket.socket], count: int) -> int:
+    from thumbor_py.supervisor import Backoff, Supervisor
+
+    workers = _Workers(config, sockets, count)
+    supervisor = Supervisor(
+        count,
+        workers.start,
+        backoff=Backoff(config.server.restart_delay, config.server.restart_delay_max),
+        on_death=workers.died,
+        on_stop=workers.stop_listening,
+    )
+    return supervisor.run()
+
+
+class _Workers:
+    """What the supervisor creates before forking and every worker inherits: the listening
+    sockets, the load table and one inbox (a Unix datagram socket pair) per worker."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket], count: int) -> None:
+        from thumbor_py.balancer import LoadTable
+
+        self._config = config
+        self._sockets = sockets
+        self._table = LoadTable(count)
+        self._inboxes = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(count)]
+        for pair in self._inboxes:
+            for end in pair:
+                end.setblocking(False)
+        self._supervisor = os.getpid()
+
+    def start(self, slot: int) -> None:
+        """In the forked worker: keep this slot's socket and inbox, close the rest, serve."""
+        from thumbor_py.acceptor import Siblings
+        from thumbor_py.worker import run_worker
+
+        _die_with(self._supervisor)
+        mine = self._sockets[slot % len(self._sockets)]
+        for other in self._sockets:
+            if other is not mine:
+                other.close()
+        for index, (_, inbox) in enumerate(self._inboxes):
+            if index != slot:
+                inbox.close()
+        outboxes = tuple(pair[0] for pair in self._inboxes)
+        siblings = Siblings(self._table, slot, self._inboxes[slot][1], outboxes)
+        run_worker(self._config, mine, siblings=siblings)
+
+    def died(self, slot: int, pid: int) -> None:
+        """In the supervisor: forget a dead worker's connections and live gauges."""
+        from thumbor_py.metrics import worker_exited
+
+        self._table.worker_died(slot)
+        worker_exited(pid)
+
+    def stop_listening(self) -> None:
+        """Workers close their copies as they stop; once the supervisor's are closed too, new
+        connections are refused instead of waiting in a backlog nobody will accept from."""
+        for sock in self._sockets:
+            sock.close()
 
 
 def _die_with(supervisor: int) -> None:
@@ -134,23 +185,3 @@ def _listening_sockets(config: Config, count: int) -> list[socket.socket]:
     first = bind_socket(host, port, reuse_port=True)
     bound = first.getsockname()[1]  # the port the kernel chose when asked for 0
     return [first, *(bind_socket(host, bound, reuse_port=True) for _ in range(count - 1))]
-
-
-def _supervise(children: list[int], created_folder: str | None) -> None:
-    from thumbor_py.metrics import worker_exited
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    status = 0
-    for pid in children:
-        _, code = os.waitpid(pid, 0)
-        worker_exited(pid)
-        status = status or os.waitstatus_to_exitcode(code)
-    if created_folder:
-        shutil.rmtree(created_folder, ignore_errors=True)
-    sys.exit(max(status, 0))
