@@ -9,6 +9,7 @@ variables, shared config files, instance roles).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,22 @@ class S3Loader:
             raise SourceNotFoundError("source names no object key")
         return bucket, settings.prefix + key
 
+    def identity(self, source: str) -> str:
+        """``s3://bucket/key`` (the prefix included): one name for every spelling."""
+        return "{}{}/{}".format(SCHEME, *self.locate(source))
+
+    async def unchanged(self, source: str, version: str) -> bool:
+        """Whether the object's ETag is still ``version``: one HEAD request."""
+        if self._executor is None:
+            raise RuntimeError("S3Loader.start() was not awaited")
+        bucket, key = self.locate(source)
+        head = functools.partial(self._client.head_object, Bucket=bucket, Key=key)
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(self._executor, head)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate_error(exc) from exc
+        return bool(answer.get("ETag") == version)
+
     async def load(self, source: str) -> Source:
         """Fetch the object in the loader's own thread pool."""
         if self._executor is None:
@@ -159,6 +176,8 @@ class S3Loader:
             content_type=response.get("ContentType"),
             etag=response.get("ETag"),
             last_modified=response.get("LastModified"),
+            identity=f"{SCHEME}{bucket}/{key}",
+            version=response.get("ETag"),
         )
 
     def _too_large(self, what: str) -> SourceTooLargeError:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from thumbor_py import metrics, signing, url
+from thumbor_py.coherence import Coherence, CoherenceSettings
 from thumbor_py.config import Config
 from thumbor_py.errors import ConfigError, HttpError, OverloadedError
 from thumbor_py.imaging.filters import build_registry
@@ -22,6 +23,7 @@ from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import negotiate
 from thumbor_py.pipeline import Outcome, Pipeline, StoragePolicy
 from thumbor_py.plugins import Lifecycle, PluginContext, ResultStorage, create_plugin
+from thumbor_py.purge_logs import build_purge_log
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import build_loader
 
@@ -30,6 +32,7 @@ log = logging.getLogger("thumbor_py")
 CONFIG_KEY = web.AppKey("config", Config)
 PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
 STORAGE_KEY = web.AppKey("result_storage", GuardedResultStorage)
+COHERENCE_KEY = web.AppKey("coherence", Coherence)
 REQUEST_ID_HEADER = "X-Request-ID"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # How long shutdown waits for result-storage writes still in flight.
@@ -60,6 +63,8 @@ def create_app(config: Config) -> web.Application:
     storage = _build_storage(config, context)
     if storage is not None:
         app[STORAGE_KEY] = storage
+    purge_log = build_purge_log(config, io_pool)
+    app[COHERENCE_KEY] = Coherence(purge_log, loader, _coherence_settings(config))
     app[PIPELINE_KEY] = Pipeline(
         loader=loader,
         renderer=Renderer(config.imaging, build_registry()),
@@ -71,8 +76,9 @@ def create_app(config: Config) -> web.Application:
             expires_after=config.result_storage.expires_after,
         ),
         deadline=config.server.request_timeout,
+        coherence=app[COHERENCE_KEY],
     )
-    plugins = (loader,) + ((storage.storage,) if storage is not None else ())
+    plugins = (loader, purge_log) + ((storage.storage,) if storage is not None else ())
     app.cleanup_ctx.append(_lifecycle(_Resources(plugins, (render_pool, io_pool))))
     app.router.add_get("/healthcheck", healthcheck, name="healthcheck")
     app.router.add_get("/readyz", readyz, name="readyz")
@@ -82,6 +88,16 @@ def create_app(config: Config) -> web.Application:
         app.router.add_delete("/admin/results", purge, name="admin")
     app.router.add_get("/{path:.*}", image, name="image")
     return app
+
+
+def _coherence_settings(config: Config) -> CoherenceSettings:
+    imaging, interval = config.imaging, config.coherence.check_interval
+    after, grace = imaging.revalidate_after, imaging.revalidate_grace
+    if interval < 0 or grace < 0 or (after is not None and after < 0):
+        raise ConfigError("coherence.check_interval, imaging.revalidate_*: must be 0 or more")
+    return CoherenceSettings(
+        check_interval=interval, revalidate_after=after, revalidate_grace=grace
+    )
 
 
 def _build_storage(config: Config, context: PluginContext) -> GuardedResultStorage | None:
@@ -201,7 +217,7 @@ async def purge_source(config: Config, source: str) -> int:
     runner = web.AppRunner(app)
     await runner.setup()  # starts the plugins' clients, as serving would
     try:
-        return await storage.storage.purge(source)
+        return await app[COHERENCE_KEY].purge(source, storage.storage.purge)
     finally:
         await runner.cleanup()
 
@@ -219,7 +235,7 @@ async def purge(request: web.Request) -> web.Response:
     storage = request.app.get(STORAGE_KEY)
     if storage is None:
         return web.Response(status=409, text="no result storage is configured", headers=_NO_STORE)
-    count = await storage.storage.purge(source)
+    count = await request.app[COHERENCE_KEY].purge(source, storage.storage.purge)
     return web.json_response({"source": source, "purged": count}, headers=_NO_STORE)
 
 

@@ -57,6 +57,11 @@ MASTER_CACHE = Counter(
     "Master (decoded source) cache outcomes: hit, miss, too_small, store, evict.",
     ["outcome"],
 )
+COHERENCE = Counter(
+    "thumbor_py_coherence",
+    "Cache coherence: purge, changed, revalidated, revalidation_failed, not_stored, log_error.",
+    ["outcome"],
+)
 MASTER_CACHE_BYTES = Gauge(
     "thumbor_py_master_cache_bytes",
     "Pixel bytes held by the master cache.",

@@ -22,10 +22,12 @@ from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 from thumbor_py import metrics
+from thumbor_py.coherence import Coherence, MemoryPurgeLog
 from thumbor_py.errors import HttpError, OverloadedError
-from thumbor_py.imaging.master import Master
+from thumbor_py.imaging.master import SOURCE_STAMP, Master, SourceStamp
 from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.transform import Renderer, Sources
 from thumbor_py.plugins import Loader, Source, StoredResult
@@ -33,6 +35,9 @@ from thumbor_py.results import GuardedResultStorage, etag_matches, result_key
 from thumbor_py.url import ImageRequest
 
 log = logging.getLogger("thumbor_py.pipeline")
+T = TypeVar("T")
+# A render and when its source bytes were loaded (epoch seconds), for Coherence.may_store.
+Loaded = tuple[Rendered, float]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,18 +61,18 @@ class StoragePolicy:
     expires_after: int = 0
 
 
-class SingleFlight:
+class SingleFlight(Generic[T]):
     """Concurrent calls with the same key share one execution and its result (or error)."""
 
     def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[Rendered]] = {}
+        self._running: dict[str, asyncio.Future[T]] = {}
 
-    async def run(self, key: str, make: Callable[[], Awaitable[Rendered]]) -> Rendered:
+    async def run(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
         """Await the running call for ``key``, or start one."""
         running = self._running.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._running[key] = future
         try:
             result = await make()
@@ -95,8 +100,10 @@ class Pipeline:
         storage: GuardedResultStorage | None = None,
         policy: StoragePolicy | None = None,
         deadline: float | None = None,
+        coherence: Coherence | None = None,
     ) -> None:
         self._loader = loader
+        self._coherence = coherence or Coherence(MemoryPurgeLog(), loader)
         self._deadline = deadline
         self._renderer = renderer
         self._executor = executor
@@ -104,7 +111,7 @@ class Pipeline:
         self._storage = storage
         self._policy = policy or StoragePolicy()
         self._pending = 0
-        self._flights = SingleFlight()
+        self._flights: SingleFlight[Loaded] = SingleFlight()
         self._writes: set[asyncio.Task[bool]] = set()
         # Sources being decoded now, by master key: later renders wait for their master.
         self._decoding: dict[str, asyncio.Future[None]] = {}
@@ -125,15 +132,18 @@ class Pipeline:
         """Answer ``request``; raise an ``HttpError`` subclass on any refusal."""
         self._renderer.check_request(request)
         key = result_key(signed_path, format_class)
+        identity = self._coherence.identity(request.source)
         storage = self._storage if self._storable(request) else None
         if storage is not None:
-            stored = await self._from_storage(storage, key, if_none_match)
+            stored = await self._from_storage(storage, key, if_none_match, request.source)
             if stored is not None:
                 return stored
-        rendered = await self._flights.run(key, lambda: self._render(request, format_class))
+        rendered, loaded_at = await self._flights.run(
+            key, lambda: self._render(request, format_class)
+        )
         etag = rendered.etag
         if storage is not None and rendered.cacheable:
-            self._store_later(storage, key, signed_path, request, rendered, etag)
+            self._store_later(storage, key, signed_path, (identity, loaded_at), rendered, etag)
         return Outcome(
             content_type=rendered.content_type,
             etag=etag,
@@ -146,17 +156,22 @@ class Pipeline:
         return self._storage is not None and (not request.unsafe or self._policy.store_unsafe)
 
     async def _from_storage(
-        self, storage: GuardedResultStorage, key: str, if_none_match: str | None
+        self, storage: GuardedResultStorage, key: str, if_none_match: str | None, source: str
     ) -> Outcome | None:
         """A hit answered without decoding anything; 304 and redirects read no body."""
         with metrics.timed("storage_hit"):
-            return await self._lookup(storage, key, if_none_match)
+            return await self._lookup(storage, key, if_none_match, source)
 
     async def _lookup(
-        self, storage: GuardedResultStorage, key: str, if_none_match: str | None
+        self, storage: GuardedResultStorage, key: str, if_none_match: str | None, source: str
     ) -> Outcome | None:
         hit = await storage.get(key)
-        if hit is None:
+        if hit is None or not await self._coherence.usable(
+            self._coherence.identity(source),
+            source,
+            loaded_at=hit.created_at.timestamp(),
+            version=None,
+        ):
             return None
         outcome = Outcome(
             content_type=hit.content_type,
@@ -172,7 +187,7 @@ class Pipeline:
         data = await storage.read(key, hit)
         return None if data is None else dataclasses.replace(outcome, data=data)
 
-    async def _render(self, request: ImageRequest, format_class: str) -> Rendered:
+    async def _render(self, request: ImageRequest, format_class: str) -> Loaded:
         if self._pending >= self._max_pending:
             raise OverloadedError("render queue is full, retry later")
         self._pending += 1
@@ -190,14 +205,19 @@ class Pipeline:
 
     async def _load_and_render(
         self, request: ImageRequest, format_class: str, deadline: float | None
-    ) -> Rendered:
+    ) -> Loaded:
         wanted = self._renderer.sources(request)
-        async with self._master_of(wanted.image) as master:
-            if master is not None:
+        identity = self._coherence.identity(wanted.image)
+        async with self._master_of(identity) as master:
+            if master is not None and await self._coherence.usable(
+                identity, wanted.image, loaded_at=master.loaded_at, version=master.version
+            ):
                 rendered = await self._from_master(master, wanted, request, format_class, deadline)
                 if rendered is not None:
-                    return rendered
-            return await self._from_source(wanted, request, format_class, deadline)
+                    return rendered, master.loaded_at
+            elif master is not None and self._renderer.masters is not None:
+                self._renderer.masters.discard(identity)
+            return await self._from_source(identity, wanted, request, format_class, deadline)
 
     async def _from_master(
         self,
@@ -219,24 +239,35 @@ class Pipeline:
         return await self._execute(job, deadline)
 
     async def _from_source(
-        self, wanted: Sources, request: ImageRequest, format_class: str, deadline: float | None
-    ) -> Rendered:
+        self,
+        identity: str,
+        wanted: Sources,
+        request: ImageRequest,
+        format_class: str,
+        deadline: float | None,
+    ) -> Loaded:
         # The image and what its filters name (watermark, frame) load together, through
         # the same loader and so the same source rules.
+        loaded_at = time.time()  # before the load: a purge during it makes these bytes stale
         main, *extra = await asyncio.gather(
             self._load(wanted.image), *(self._load(url) for url in wanted.resources)
         )
+        await self._coherence.loaded(identity, main, loaded_at)
         job: Callable[[], Rendered | None] = functools.partial(
             self._renderer.render,
             main.data,
             request,
             format_class,
             resources=_resources(wanted.resources, extra),
-            master_key=wanted.image if self._renderer.masters is not None else None,
+            master_key=identity if self._renderer.masters is not None else None,
         )
-        rendered = await self._execute(job, deadline)
+        token = SOURCE_STAMP.set(SourceStamp(loaded_at, main.version))  # a master keeps it
+        try:
+            rendered = await self._execute(job, deadline)
+        finally:
+            SOURCE_STAMP.reset(token)
         assert rendered is not None  # only render_master answers None
-        return rendered
+        return rendered, loaded_at
 
     @asynccontextmanager
     async def _master_of(self, key: str) -> AsyncIterator[Master | None]:
@@ -307,15 +338,16 @@ class Pipeline:
         storage: GuardedResultStorage,
         key: str,
         signed_path: str,
-        request: ImageRequest,
+        loaded: tuple[str, float],
         rendered: Rendered,
         etag: str,
     ) -> None:
-        now = datetime.now(UTC)
+        now = datetime.now(UTC)  # before may_store: a write that raced a purge is older than it
+        identity, loaded_at = loaded
         expires = self._policy.expires_after
         result = StoredResult(
             path=signed_path,
-            source=request.source,
+            source=identity,
             content_type=rendered.content_type,
             etag=etag,
             size=len(rendered.data),
@@ -325,9 +357,23 @@ class Pipeline:
             expires_at=now + timedelta(seconds=expires) if expires > 0 else None,
             max_age=rendered.max_age,
         )
-        task = asyncio.get_running_loop().create_task(storage.put(key, result, rendered.data))
+        task = asyncio.get_running_loop().create_task(
+            self._store(storage, key, result, rendered.data, loaded_at)
+        )
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def _store(
+        self,
+        storage: GuardedResultStorage,
+        key: str,
+        result: StoredResult,
+        data: bytes,
+        loaded_at: float,
+    ) -> bool:
+        if not await self._coherence.may_store(result.source, loaded_at):
+            return False
+        return await storage.put(key, result, data)
 
     async def drain(self, grace: float) -> int:
         """Wait up to ``grace`` seconds for pending writes; return how many were left."""

@@ -16,6 +16,7 @@ and Pillow copies a read-only image before any in-place change.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import threading
 import time
@@ -38,6 +39,20 @@ _PIXEL_BYTES = {"1": 1, "L": 1, "P": 1}
 _UNREDUCIBLE = frozenset({"1", "P"})
 
 
+@dataclass(frozen=True, slots=True)
+class SourceStamp:
+    """When the bytes being decoded were loaded (epoch seconds) and their version."""
+
+    loaded_at: float
+    version: str | None
+
+
+# Set by the pipeline around a render from source bytes; a master decoded there carries it.
+SOURCE_STAMP: contextvars.ContextVar[SourceStamp | None] = contextvars.ContextVar(
+    "thumbor_py_source_stamp", default=None
+)
+
+
 class MasterTooSmallError(Exception):
     """The master has fewer pixels than a request needs: render from the source instead."""
 
@@ -51,6 +66,8 @@ class Master:
     scale: int  # the source is ``scale`` times larger (a JPEG DCT scale, or a reduction)
     nbytes: int
     created: float
+    loaded_at: float = 0.0  # epoch seconds: when its source bytes were loaded
+    version: str | None = None  # the source's version (ETag, size+mtime)
 
     @property
     def opened(self) -> formats.Opened:
@@ -147,7 +164,9 @@ class MasterCache:
         def load(opened: formats.Opened, need: tuple[int, int] | None) -> Image.Image:
             if opened.animated:
                 return formats.load_pixels(opened, need)
-            cached = self.peek(key)
+            cached, stamp = self.peek(key), SOURCE_STAMP.get()
+            if cached is not None and stamp is not None and cached.version != stamp.version:
+                cached = None  # a master of another version of these bytes
             if cached is not None:  # rendering from the bytes anyway (smart detection needs them)
                 try:
                     return cached.pixels(opened, need)
@@ -187,7 +206,10 @@ class MasterCache:
         header = dataclasses.replace(opened, image=image)
         per_pixel = _PIXEL_BYTES.get(image.mode, 4)
         nbytes = image.width * image.height * per_pixel
-        return Master(image, header, scale, nbytes, time.monotonic())
+        stamp = SOURCE_STAMP.get() or SourceStamp(0.0, None)
+        return Master(
+            image, header, scale, nbytes, time.monotonic(), stamp.loaded_at, stamp.version
+        )
 
     def put(self, key: str, master: Master) -> bool:
         """Keep ``master`` (evicting the least recently used); False when it alone is over
@@ -209,6 +231,13 @@ class MasterCache:
         if evicted:
             metrics.MASTER_CACHE.labels(outcome="evict").inc(evicted)
         return True
+
+    def discard(self, key: str) -> None:
+        """Forget the master of ``key`` (a purge or a changed source made it stale)."""
+        with self._lock:
+            if key in self._entries:
+                self._drop(key)
+            metrics.MASTER_CACHE_BYTES.set(self._bytes)
 
     def _drop(self, key: str) -> None:
         master = self._entries.pop(key)

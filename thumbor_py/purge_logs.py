@@ -1,0 +1,195 @@
+"""Purge logs every replica shares: a folder (atomic file writes) or a MongoDB collection.
+
+``coherence.purge_log: auto`` picks the store the result storage already uses: a ``.coherence``
+folder inside the file result storage's root, or a ``purges`` collection beside the S3 result
+storage's MongoDB metadata; with no result storage, a log local to each process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from thumbor_py.coherence import MemoryPurgeLog, PurgeLog, PurgeLogError, PurgeRecord, merge
+from thumbor_py.config import Config
+from thumbor_py.errors import ConfigError
+
+T = TypeVar("T")
+# The variable the S3 result storage reads its MongoDB URI from when its settings have none.
+MONGODB_URI_ENV = "THUMBOR_PY_MONGODB_URI"
+
+
+class FilePurgeLog:
+    """One JSON file per identity in a folder every replica mounts (written by rename)."""
+
+    def __init__(self, folder: Path, executor: Executor | None = None) -> None:
+        self._folder = folder
+        self._executor = executor
+
+    async def _run(self, function: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    def _path(self, identity: str) -> Path:
+        name = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+        return self._folder / f"{name}.json"
+
+    async def read(self, identity: str) -> PurgeRecord:
+        """The record of ``identity`` (empty when none was written)."""
+        return await self._run(self._read, identity)
+
+    def _read(self, identity: str) -> PurgeRecord:
+        try:
+            document = json.loads(self._path(identity).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return PurgeRecord()
+        except ValueError as exc:  # files are replaced whole: this is a broken disk
+            raise PurgeLogError(f"unreadable purge record for {identity!r}") from exc
+        return PurgeRecord(document.get("purged_at"), document.get("version"))
+
+    async def write(
+        self, identity: str, *, purged_at: float | None = None, version: str | None = None
+    ) -> None:
+        """Merge into the record, under a lock that serialises writers on every host."""
+        await self._run(self._write, identity, purged_at, version)
+
+    def _write(self, identity: str, purged_at: float | None, version: str | None) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        with open(self._folder / "lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            record = merge(self._read(identity), purged_at, version)
+            document = {"identity": identity, "purged_at": record.purged_at}
+            document["version"] = record.version
+            handle, temporary = tempfile.mkstemp(dir=self._folder, suffix=".tmp")
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as out:
+                    json.dump(document, out)
+                os.replace(temporary, self._path(identity))
+            except BaseException:
+                os.unlink(temporary)
+                raise
+
+
+class PurgeCollection(Protocol):
+    """The part of PyMongo's ``AsyncCollection`` the MongoDB purge log uses."""
+
+    async def find_one(self, filter: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One matching document."""
+        ...
+
+    async def update_one(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
+    ) -> object:
+        """Apply ``$max``/``$set`` to one document (or insert it)."""
+        ...
+
+
+class MongoPurgeLog:
+    """One document per identity: ``{_id: identity, purged_at: epoch seconds, version}``.
+
+    ``$max`` keeps the later purge time when two replicas purge at once.
+    """
+
+    def __init__(
+        self,
+        collection: PurgeCollection | None = None,
+        *,
+        uri: str | None = None,
+        database: str = "thumbor_py",
+        name: str = "purges",
+        timeout_ms: int = 1000,
+    ) -> None:
+        self._collection = collection
+        self._uri, self._database, self._name = uri, database, name
+        self._timeout_ms = timeout_ms
+        self._client: Any = None
+
+    async def start(self) -> None:
+        """Connect (lazily: the driver connects on the first call)."""
+        if self._collection is not None or self._uri is None:
+            return
+        from pymongo import AsyncMongoClient
+
+        self._client = AsyncMongoClient(
+            self._uri,
+            serverSelectionTimeoutMS=self._timeout_ms,
+            connectTimeoutMS=self._timeout_ms,
+            socketTimeoutMS=self._timeout_ms * 5,
+        )
+        self._collection = self._client[self._database][self._name]
+
+    async def aclose(self) -> None:
+        """Close the client this log opened."""
+        if self._client is not None:
+            await self._client.close()
+            self._client, self._collection = None, None
+
+    def _documents(self) -> PurgeCollection:
+        if self._collection is None:
+            raise RuntimeError("MongoPurgeLog.start() was not awaited")
+        return self._collection
+
+    async def read(self, identity: str) -> PurgeRecord:
+        """The record of ``identity`` (empty when none was written)."""
+        from pymongo.errors import PyMongoError
+
+        try:
+            document = await self._documents().find_one({"_id": identity})
+        except PyMongoError as exc:
+            raise PurgeLogError(f"MongoDB: {type(exc).__name__}") from exc
+        if document is None:
+            return PurgeRecord()
+        return PurgeRecord(document.get("purged_at"), document.get("version"))
+
+    async def write(
+        self, identity: str, *, purged_at: float | None = None, version: str | None = None
+    ) -> None:
+        """Merge into the record in one atomic update."""
+        from pymongo.errors import PyMongoError
+
+        update: dict[str, Any] = {}
+        if purged_at is not None:
+            update["$max"] = {"purged_at": purged_at}
+        if version is not None:
+            update["$set"] = {"version": version}
+        if not update:
+            return
+        try:
+            await self._documents().update_one({"_id": identity}, update, upsert=True)
+        except PyMongoError as exc:
+            raise PurgeLogError(f"MongoDB: {type(exc).__name__}") from exc
+
+
+def build_purge_log(config: Config, executor: Executor | None = None) -> PurgeLog:
+    """The purge log ``coherence`` names (``auto``: beside the result storage)."""
+    settings = config.coherence
+    kind: str = settings.purge_log
+    storage = config.result_storage
+    if kind == "auto":
+        kind = {"file": "file", "s3": "mongodb"}.get(storage.use or "", "local")
+    if kind == "local":
+        return MemoryPurgeLog()
+    if kind == "file":
+        path = settings.path
+        if path is None:
+            if storage.use != "file":
+                raise ConfigError("coherence.path: required when the purge log is a folder")
+            path = str(Path(str(storage.settings.get("root", "./result_storage"))) / ".coherence")
+        return FilePurgeLog(Path(path).expanduser(), executor)
+    metadata = storage.settings.get("metadata") if storage.use == "s3" else None
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    uri = settings.mongodb_uri or metadata.get("uri") or os.environ.get(MONGODB_URI_ENV)
+    if not uri:
+        raise ConfigError("coherence.mongodb_uri: required for a MongoDB purge log")
+    database = settings.mongodb_database
+    if not settings.mongodb_uri:
+        database = str(metadata.get("database", database))
+    return MongoPurgeLog(uri=str(uri), database=database, name=settings.mongodb_collection)
