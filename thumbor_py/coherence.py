@@ -44,7 +44,7 @@ from thumbor_py.errors import (
     SourceNotFoundError,
     ThumborPyError,
 )
-from thumbor_py.plugins import Loader, Source
+from thumbor_py.plugins import Loader
 
 log = logging.getLogger("thumbor_py.coherence")
 K = TypeVar("K")
@@ -185,30 +185,21 @@ class Coherence:
             return True
         return await self._revalidate(identity, source, version, loaded_at)
 
-    async def loaded(self, identity: str, source: Source, loaded_at: float) -> None:
-        """Note the version just loaded; a version other than the recorded one means the
-        original changed: every copy of it loaded before ``loaded_at`` becomes stale."""
-        if source.version is None:
-            return
-        record = await self._record(identity, fresh=False)
-        if record is None or record.version == source.version:
-            self._remember_check(identity, source.version)
-            return
-        if _purged_since(record, loaded_at):
-            return  # these bytes are older than a purge: nothing to teach the others
-        changed = record.version is not None
-        await self._write(identity, loaded_at if changed else None, source.version)
-        self._remember_check(identity, source.version)
-        if changed:
-            metrics.COHERENCE.labels(outcome="changed").inc()
-
-    async def may_store(self, identity: str, loaded_at: float) -> bool:
+    async def may_store(self, identity: str, loaded_at: float, version: str | None) -> bool:
         """Whether a result rendered from bytes loaded at ``loaded_at`` may be stored: no
-        purge since (read fresh, not from this process's copy)."""
+        purge since (read fresh, not from this process's copy). Records ``version``: another
+        than the recorded one means the original changed, and every copy of it loaded
+        before ``loaded_at`` (cached decodes, stored results, everywhere) becomes stale."""
         record = await self._record(identity, fresh=True)
         if record is None or _purged_since(record, loaded_at):
             metrics.COHERENCE.labels(outcome="not_stored").inc()
             return False
+        if version is not None and version != record.version:
+            changed = record.version is not None
+            await self._write(identity, loaded_at if changed else None, version)
+            if changed:
+                metrics.COHERENCE.labels(outcome="changed").inc()
+                self._forget(identity)
         return True
 
     async def purge(self, source: str, delete: Callable[[str], Awaitable[int]] | None) -> int:

@@ -36,8 +36,8 @@ from thumbor_py.url import ImageRequest
 
 log = logging.getLogger("thumbor_py.pipeline")
 T = TypeVar("T")
-# A render and when its source bytes were loaded (epoch seconds), for Coherence.may_store.
-Loaded = tuple[Rendered, float]
+# A render, when its source bytes were loaded (epoch seconds) and their version.
+Loaded = tuple[Rendered, float, str | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,12 +138,14 @@ class Pipeline:
             stored = await self._from_storage(storage, key, if_none_match, request.source)
             if stored is not None:
                 return stored
-        rendered, loaded_at = await self._flights.run(
+        rendered, loaded_at, version = await self._flights.run(
             key, lambda: self._render(request, format_class)
         )
         etag = rendered.etag
         if storage is not None and rendered.cacheable:
-            self._store_later(storage, key, signed_path, (identity, loaded_at), rendered, etag)
+            self._store_later(
+                storage, key, signed_path, (identity, loaded_at, version), rendered, etag
+            )
         return Outcome(
             content_type=rendered.content_type,
             etag=etag,
@@ -214,7 +216,7 @@ class Pipeline:
             ):
                 rendered = await self._from_master(master, wanted, request, format_class, deadline)
                 if rendered is not None:
-                    return rendered, master.loaded_at
+                    return rendered, master.loaded_at, master.version
             elif master is not None and self._renderer.masters is not None:
                 self._renderer.masters.discard(identity)
             return await self._from_source(identity, wanted, request, format_class, deadline)
@@ -252,7 +254,6 @@ class Pipeline:
         main, *extra = await asyncio.gather(
             self._load(wanted.image), *(self._load(url) for url in wanted.resources)
         )
-        await self._coherence.loaded(identity, main, loaded_at)
         job: Callable[[], Rendered | None] = functools.partial(
             self._renderer.render,
             main.data,
@@ -267,7 +268,7 @@ class Pipeline:
         finally:
             SOURCE_STAMP.reset(token)
         assert rendered is not None  # only render_master answers None
-        return rendered, loaded_at
+        return rendered, loaded_at, main.version
 
     @asynccontextmanager
     async def _master_of(self, key: str) -> AsyncIterator[Master | None]:
@@ -338,12 +339,12 @@ class Pipeline:
         storage: GuardedResultStorage,
         key: str,
         signed_path: str,
-        loaded: tuple[str, float],
+        loaded: tuple[str, float, str | None],
         rendered: Rendered,
         etag: str,
     ) -> None:
         now = datetime.now(UTC)  # before may_store: a write that raced a purge is older than it
-        identity, loaded_at = loaded
+        identity, loaded_at, version = loaded
         expires = self._policy.expires_after
         result = StoredResult(
             path=signed_path,
@@ -358,7 +359,7 @@ class Pipeline:
             max_age=rendered.max_age,
         )
         task = asyncio.get_running_loop().create_task(
-            self._store(storage, key, result, rendered.data, loaded_at)
+            self._store(storage, key, result, rendered.data, loaded_at, version)
         )
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
@@ -370,8 +371,9 @@ class Pipeline:
         result: StoredResult,
         data: bytes,
         loaded_at: float,
+        version: str | None,
     ) -> bool:
-        if not await self._coherence.may_store(result.source, loaded_at):
+        if not await self._coherence.may_store(result.source, loaded_at, version):
             return False
         return await storage.put(key, result, data)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ MONGODB_URI_ENV = "THUMBOR_PY_MONGODB_URI"
 
 
 class FilePurgeLog:
-    """One JSON file per identity in a folder every replica mounts (written by rename)."""
+    """One JSON file (``<sha256>.record``) per identity in a folder every replica mounts (written by rename)."""
 
     def __init__(self, folder: Path, executor: Executor | None = None) -> None:
         self._folder = folder
@@ -40,7 +41,7 @@ class FilePurgeLog:
 
     def _path(self, identity: str) -> Path:
         name = hashlib.sha256(identity.encode("utf-8")).hexdigest()
-        return self._folder / f"{name}.json"
+        return self._folder / f"{name}.record"
 
     async def read(self, identity: str) -> PurgeRecord:
         """The record of ``identity`` (empty when none was written)."""
@@ -111,6 +112,7 @@ class MongoPurgeLog:
         self._uri, self._database, self._name = uri, database, name
         self._timeout_ms = timeout_ms
         self._client: Any = None
+        self._opening: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect (lazily: the driver connects on the first call)."""
@@ -118,16 +120,26 @@ class MongoPurgeLog:
             return
         from pymongo import AsyncMongoClient
 
-        self._client = AsyncMongoClient(
-            self._uri,
-            serverSelectionTimeoutMS=self._timeout_ms,
-            connectTimeoutMS=self._timeout_ms,
-            socketTimeoutMS=self._timeout_ms * 5,
+        # The constructor probes the platform (files): off the loop.
+        self._client = await asyncio.to_thread(
+            functools.partial(
+                AsyncMongoClient,
+                self._uri,
+                serverSelectionTimeoutMS=self._timeout_ms,
+                connectTimeoutMS=self._timeout_ms,
+                socketTimeoutMS=self._timeout_ms * 5,
+            )
         )
         self._collection = self._client[self._database][self._name]
+        # Opening the topology probes the platform once (pymongo stats /.dockerenv); start it
+        # now, in its own task, rather than inside the first request's lookup.
+        self._opening = asyncio.get_running_loop().create_task(self._client.aconnect())
 
     async def aclose(self) -> None:
         """Close the client this log opened."""
+        if self._opening is not None:
+            self._opening.cancel()
+            await asyncio.gather(self._opening, return_exceptions=True)
         if self._client is not None:
             await self._client.close()
             self._client, self._collection = None, None
