@@ -143,5 +143,6 @@ class FileLoader:
 
 
 def _version(info: os.stat_result) -> str:
-    """A file's version: its size and modification time (what a replacement changes)."""
-    return f"{info.st_size}-{info.st_mtime_ns}"
+    """A file's version: size, modification time and inode (a replacement by rename changes
+    the inode even within one tick of the file system's clock)."""
+    return f"{info.st_size}-{info.st_mtime_ns}-{info.st_ino}"
