@@ -29,7 +29,8 @@ MONGODB_URI_ENV = "THUMBOR_PY_MONGODB_URI"
 
 
 class FilePurgeLog:
-    """One JSON file (``<sha256>.record``) per identity in a folder every replica mounts (written by rename)."""
+    """A folder every replica mounts: one JSON file per identity (``<sha256>.record``),
+    replaced whole by rename, so readers never see half a record."""
 
     def __init__(self, folder: Path, executor: Executor | None = None) -> None:
         self._folder = folder
