@@ -71,7 +71,7 @@ def make(
     options = {"check_interval": 0.0, "revalidate_after": None, **settings}
     return Coherence(
         log or MemoryPurgeLog(),
-        loader or FakeLoader(),  # type: ignore[arg-type]
+        loader or FakeLoader(),
         CoherenceSettings(**options),  # type: ignore[arg-type]
         clock=clock or Clock(),
     )
