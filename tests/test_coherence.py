@@ -228,3 +228,24 @@ async def test_a_broken_purge_log_fails_safe() -> None:
     assert not await coherence.may_store("a.jpg", time.time(), "1")
     with pytest.raises(OverloadedError):
         await coherence.purge("a.jpg", None)
+
+
+async def test_a_stored_result_is_revalidated_on_its_first_use_in_a_process() -> None:
+    # Its stamp is when it was stored, which may be after the original was replaced.
+    loader, clock = FakeLoader({"a.jpg": "v1"}), Clock()
+    coherence = make(loader, clock=clock, revalidate_after=60)
+    assert await coherence.may_store("a.jpg", clock.now, "v1")
+    assert await coherence.usable("a.jpg", "a.jpg", loaded_at=clock.now, version=None)
+    assert await coherence.usable("a.jpg", "a.jpg", loaded_at=clock.now, version=None)
+    assert loader.checks == 1
+
+
+async def test_current_tells_a_render_that_a_purge_landed_during_it() -> None:
+    clock = Clock()
+    coherence = make(clock=clock)
+    loaded_at = clock.now
+    assert await coherence.current("a.jpg", loaded_at)
+    clock.now += 1
+    await coherence.purge("a.jpg", None)
+    assert not await coherence.current("a.jpg", loaded_at)
+    assert await coherence.current("a.jpg", clock.now)

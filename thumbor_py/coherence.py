@@ -167,23 +167,32 @@ class Coherence:
     async def usable(
         self, identity: str, source: str, *, loaded_at: float, version: str | None
     ) -> bool:
-        """Whether a cached copy of ``identity`` (a decode of the bytes loaded at
-        ``loaded_at``, or a result stored then) may be used: loaded after the last purge,
-        and still the original's version if it is due for revalidation."""
+        """Whether a cached copy of ``identity`` may be used: loaded after the last purge,
+        and still the original's version when it is due for revalidation. A decode passes
+        its own ``version`` (its ``loaded_at`` is exact); a stored result passes None (its
+        ``loaded_at`` is when it was stored): it is checked against the recorded version,
+        and revalidated on its first use in this process."""
         record = await self._record(identity, fresh=False)
         if record is None or _purged_since(record, loaded_at):
             return False
-        version = version or record.version
-        if self._settings.revalidate_after is None or version is None:
-            return True
+        known = version or record.version
         after = self._settings.revalidate_after
+        if after is None or known is None:
+            return True
         checked = self._checked.get(identity)
         if checked is None:
-            if self._clock() - loaded_at < after:
+            if version is not None and self._clock() - loaded_at < after:
                 return True
-        elif checked[1] == version and time.monotonic() - checked[0] < after:
+        elif checked[1] == known and time.monotonic() - checked[0] < after:
             return True
-        return await self._revalidate(identity, source, version, loaded_at)
+        return await self._revalidate(identity, source, known, loaded_at)
+
+    async def current(self, identity: str, loaded_at: float) -> bool:
+        """Whether bytes loaded at ``loaded_at`` are still current (no purge since, from
+        this process's copy of the record): a request that joined a render started before
+        a purge renders again rather than answer with the old original."""
+        record = await self._record(identity, fresh=False)
+        return record is not None and not _purged_since(record, loaded_at)
 
     async def may_store(self, identity: str, loaded_at: float, version: str | None) -> bool:
         """Whether a result rendered from bytes loaded at ``loaded_at`` may be stored: no

@@ -138,9 +138,12 @@ class Pipeline:
             stored = await self._from_storage(storage, key, if_none_match, request.source)
             if stored is not None:
                 return stored
-        rendered, loaded_at, version = await self._flights.run(
-            key, lambda: self._render(request, format_class)
+        flight = functools.partial(
+            self._flights.run, key, lambda: self._render(request, format_class)
         )
+        rendered, loaded_at, version = await flight()
+        if not await self._coherence.current(identity, loaded_at):  # purged while rendering
+            rendered, loaded_at, version = await flight()
         etag = rendered.etag
         if storage is not None and rendered.cacheable:
             self._store_later(
