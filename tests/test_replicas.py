@@ -155,22 +155,22 @@ async def test_a_purge_on_one_replica_wins_on_the_other(
 
 
 async def test_without_purge_the_other_replica_sees_the_new_original_after_revalidate_after(
-    tmp_path: Path,
+    tmp_path: Path, s3_endpoint: str, s3_bucket: tuple[str, object]
 ) -> None:
-    originals = tmp_path / "originals"
-    originals.mkdir()
-    replace_file(originals / "photo.jpg", RED)
-    loader = f"{{use: file, settings: {{root: {originals}}}}}"
+    bucket, s3 = s3_bucket
+    put = s3.put_object  # type: ignore[attr-defined]
+    put(Bucket=bucket, Key="photo.jpg", Body=jpeg(RED))
+    loader = f"{{use: s3, settings: {{bucket: {bucket}, endpoint_url: '{s3_endpoint}'}}}}"
     config_a = write_config(tmp_path, "a", loader, revalidate_after="1.0")
     config_b = write_config(tmp_path, "b", loader, revalidate_after="1.0")
-    paths = ["100x0/photo.jpg", "120x0/./photo.jpg"]
+    paths = ["100x0/photo.jpg", "120x0/%2Fphoto.jpg"]
     with ExitStack() as stack:
         replica_a = stack.enter_context(serving(config_a))
         replica_b = stack.enter_context(serving(config_b))
         async with aiohttp.ClientSession() as session:
             assert await colors(session, replica_a, paths) == ["red"] * 2
             assert await colors(session, replica_b, paths) == ["red"] * 2
-            replace_file(originals / "photo.jpg", BLUE)
+            put(Bucket=bucket, Key="photo.jpg", Body=jpeg(BLUE))  # a new ETag
             await asyncio.sleep(1.1)
             assert await colors(session, replica_b, [*paths, "90x0/photo.jpg"]) == ["blue"] * 3
             assert await colors(session, replica_a, [*paths, "90x0/photo.jpg"]) == ["blue"] * 3
