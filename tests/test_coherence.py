@@ -249,3 +249,20 @@ async def test_current_tells_a_render_that_a_purge_landed_during_it() -> None:
     await coherence.purge("a.jpg", None)
     assert not await coherence.current("a.jpg", loaded_at)
     assert await coherence.current("a.jpg", clock.now)
+
+
+class ReadOnlyLog(MemoryPurgeLog):
+    async def write(
+        self, identity: str, *, purged_at: float | None = None, version: str | None = None
+    ) -> None:
+        raise OSError("read-only file system")
+
+
+async def test_a_change_that_cannot_be_recorded_drops_the_copy_without_failing_the_request() -> (
+    None
+):
+    loader, clock, log = FakeLoader({"a.jpg": "v2"}), Clock(), ReadOnlyLog()
+    await MemoryPurgeLog.write(log, "a.jpg", version="v1")
+    coherence = make(loader, log=log, clock=clock, revalidate_after=0)
+    assert not await coherence.usable("a.jpg", "a.jpg", loaded_at=clock.now, version="v1")
+    assert not await coherence.may_store("a.jpg", clock.now, "v2")

@@ -205,7 +205,9 @@ class Coherence:
             return False
         if version is not None and version != record.version:
             changed = record.version is not None
-            await self._write(identity, loaded_at if changed else None, version)
+            written = await self._write(identity, loaded_at if changed else None, version)
+            if changed and not written:
+                return False  # the others cannot learn of the change: do not add to it
             if changed:
                 metrics.COHERENCE.labels(outcome="changed").inc()
                 self._forget(identity)
@@ -217,7 +219,8 @@ class Coherence:
         names = self._identities(source)
         now = self._clock()
         for identity in names:
-            await self._write(identity, now, None)
+            if not await self._write(identity, now, None):
+                raise OverloadedError("the purge log is unavailable, retry later")
             self._forget(identity)
         metrics.COHERENCE.labels(outcome="purge").inc()
         await asyncio.sleep(self._settings.check_interval)
@@ -290,13 +293,14 @@ class Coherence:
         _remember(self._records, identity, (now, record))  # stamped before the read began
         return record
 
-    async def _write(self, identity: str, purged_at: float | None, version: str | None) -> None:
+    async def _write(self, identity: str, purged_at: float | None, version: str | None) -> bool:
+        """Merge into the record; False (logged, counted) when the log failed."""
         try:
             await self._log.write(identity, purged_at=purged_at, version=version)
         except (PurgeLogError, OSError, TimeoutError) as exc:
             self._failed("write", exc)
-            if purged_at is not None:
-                raise OverloadedError("the purge log is unavailable, retry later") from exc
+            return False
+        return True
 
     def _failed(self, what: str, exc: BaseException) -> None:
         metrics.COHERENCE.labels(outcome="log_error").inc()
