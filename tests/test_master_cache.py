@@ -18,7 +18,13 @@ from thumbor_py.app import create_app
 from thumbor_py.config import Config
 from thumbor_py.imaging import formats
 from thumbor_py.imaging.filters import build_registry
-from thumbor_py.imaging.master import Master, MasterCache, MasterTooSmallError
+from thumbor_py.imaging.master import (
+    SOURCE_STAMP,
+    Master,
+    MasterCache,
+    MasterTooSmallError,
+    SourceStamp,
+)
 from thumbor_py.imaging.transform import Renderer
 
 
@@ -152,6 +158,40 @@ def test_larger_sizes_than_the_master_render_from_the_source(large: bytes) -> No
     assert master is not None
     assert master.image.size == (600, 450)
     assert cached.render_master(master, url.parse("/unsafe/1000x0/x.jpg")) is None
+
+
+def solid_jpeg(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (800, 600), color).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def render_stamped(cache: Renderer, data: bytes, path: str, stamp: SourceStamp) -> bytes:
+    token = SOURCE_STAMP.set(stamp)
+    try:
+        return cache.render(data, url.parse(f"/unsafe/{path}/x.jpg"), master_key="x.jpg").data
+    finally:
+        SOURCE_STAMP.reset(token)
+
+
+def test_a_master_carries_its_sources_stamp_and_can_be_discarded() -> None:
+    cached = renderer(master_size=200)
+    render_stamped(cached, solid_jpeg("red"), "100x0", SourceStamp(123.0, "v1"))
+    assert cached.masters is not None
+    master = cached.masters.peek("x.jpg")
+    assert master is not None
+    assert (master.loaded_at, master.version) == (123.0, "v1")
+    cached.masters.discard("x.jpg")
+    assert cached.masters.peek("x.jpg") is None
+
+
+def test_a_render_from_new_bytes_never_reuses_a_master_of_another_version() -> None:
+    cached = renderer(master_size=200)
+    render_stamped(cached, solid_jpeg("red"), "100x0", SourceStamp(1.0, "v1"))
+    # Smart renders decode the bytes even with a master cached; here the bytes are new.
+    body = render_stamped(cached, solid_jpeg("blue"), "90x0/smart", SourceStamp(2.0, "v2"))
+    red, _, blue = Image.open(io.BytesIO(body)).convert("RGB").getpixel((5, 5))  # type: ignore[misc]
+    assert blue > red
 
 
 def test_animations_are_not_kept(large: bytes) -> None:
