@@ -12,6 +12,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from thumbor_py.config import Config
 from thumbor_py.errors import ConfigError
 
 T = TypeVar("T")
+log = logging.getLogger("thumbor_py.coherence")
 # The variable the S3 result storage reads its MongoDB URI from when its settings have none.
 MONGODB_URI_ENV = "THUMBOR_PY_MONGODB_URI"
 
@@ -188,6 +190,12 @@ def build_purge_log(config: Config, executor: Executor | None = None) -> PurgeLo
     storage = config.result_storage
     if kind == "auto":
         kind = {"file": "file", "s3": "mongodb"}.get(storage.use or "", "local")
+        if kind == "local" and storage.use:
+            log.warning(
+                "coherence.purge_log: no shared store known for result_storage %r; purges "
+                "reach this process only (set coherence.purge_log to file or mongodb)",
+                storage.use,
+            )
     if kind == "local":
         return MemoryPurgeLog()
     if kind == "file":
