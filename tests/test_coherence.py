@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from thumbor_py.coherence import (
+    WATERMARK,
     Coherence,
     CoherenceSettings,
     MemoryPurgeLog,
@@ -266,3 +267,32 @@ async def test_a_change_that_cannot_be_recorded_drops_the_copy_without_failing_t
     coherence = make(loader, log=log, clock=clock, revalidate_after=0)
     assert not await coherence.usable("a.jpg", "a.jpg", loaded_at=clock.now, version="v1")
     assert not await coherence.may_store("a.jpg", clock.now, "v2")
+
+
+class CountingLog(MemoryPurgeLog):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    async def read(self, identity: str) -> PurgeRecord:
+        self.reads.append(identity)
+        return await super().read(identity)
+
+
+async def test_records_are_reread_only_when_a_purge_was_recorded_somewhere() -> None:
+    log, clock = CountingLog(), Clock()
+    writer = make(log=log, clock=clock, check_interval=0.05)
+    reader = make(log=log, clock=clock, check_interval=0.05)
+    for name in ("a.jpg", "b.jpg"):
+        assert await writer.may_store(name, clock.now, "v1")
+    log.reads.clear()
+    for _ in range(3):
+        for name in ("a.jpg", "b.jpg"):
+            assert await reader.usable(name, name, loaded_at=clock.now, version="v1")
+        await asyncio.sleep(0.06)  # past check_interval: only the watermark is read again
+    assert sorted(set(log.reads) - {"a.jpg", "b.jpg"}) == [WATERMARK]
+    assert log.reads.count("a.jpg") == log.reads.count("b.jpg") == 1
+    clock.now += 1
+    await writer.purge("a.jpg", None)
+    assert not await reader.usable("a.jpg", "a.jpg", loaded_at=clock.now - 1, version="v1")
+    assert log.reads.count("a.jpg") == 2

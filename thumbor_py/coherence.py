@@ -21,6 +21,10 @@ Rules, applied through :class:`Coherence` (the pipeline's only seam):
   version are ignored everywhere too; a failed revalidation keeps the cached copy for at most
   ``revalidate_grace`` seconds after the last successful check.
 
+Each process keeps what it read of a record for ``check_interval``, and past that for as long
+as a watermark record (the latest purge time of all) has not moved, so a quiet log costs one
+read per process per interval, not one per original in use.
+
 Purge times are wall-clock seconds written by one host and compared on others: replicas must
 keep their clocks in sync (NTP); the margin of error is their skew.
 """
@@ -54,6 +58,10 @@ V = TypeVar("V")
 _REMEMBERED = 10_000
 # After the purge log fails, answer conservatively without calling it for this long.
 _LOG_PAUSE = 2.0
+# The record whose purge time is the latest of all: while it has not moved, no identity's
+# record has gained a purge, so each process reads it once per check_interval instead of
+# one record per original in use.
+WATERMARK = "\x00latest-purge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +162,9 @@ class Coherence:
         self._loader = loader
         self._settings = settings or CoherenceSettings()
         self._clock = clock
-        self._records: OrderedDict[str, tuple[float, PurgeRecord]] = OrderedDict()
+        # identity -> (confirmed at, record, the watermark it was confirmed against)
+        self._records: OrderedDict[str, tuple[float, PurgeRecord, float | None]] = OrderedDict()
+        self._watermark: tuple[float, float | None] | None = None
         self._checked: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._checking: dict[tuple[str, str], asyncio.Future[bool | None]] = {}
         self._paused_until = 0.0
@@ -277,8 +287,9 @@ class Coherence:
         return False
 
     async def _record(self, identity: str, *, fresh: bool) -> PurgeRecord | None:
-        """The record of ``identity``, from this process's copy when it is younger than
-        ``check_interval``; None when the log cannot be read (callers then play safe)."""
+        """The record of ``identity``: this process's copy while it is younger than
+        ``check_interval``, or while no purge was recorded anywhere since it was read (and
+        it has a version); None when the log cannot be read (callers then play safe)."""
         now = time.monotonic()
         cached = self._records.get(identity)
         if not fresh and cached is not None and now - cached[0] < self._settings.check_interval:
@@ -286,17 +297,35 @@ class Coherence:
         if now < self._paused_until:
             return None
         try:
+            confirmed, latest = await self._latest_purge()
+            # A first version is recorded without a purge: re-read records that had none.
+            if not fresh and cached and latest == cached[2] and cached[1].version is not None:
+                _remember(self._records, identity, (confirmed, cached[1], latest))
+                return cached[1]
             record = await self._log.read(identity)
         except (PurgeLogError, OSError, TimeoutError) as exc:
             self._failed("read", exc)
             return None
-        _remember(self._records, identity, (now, record))  # stamped before the read began
+        # Stamped when the watermark read began: older than the record read, so safe.
+        _remember(self._records, identity, (confirmed, record, latest))
         return record
 
+    async def _latest_purge(self) -> tuple[float, float | None]:
+        """(when it was read, the latest purge time anywhere), read once per interval."""
+        now = time.monotonic()
+        cached = self._watermark
+        if cached is not None and now - cached[0] < self._settings.check_interval:
+            return cached
+        self._watermark = (now, (await self._log.read(WATERMARK)).purged_at)
+        return self._watermark
+
     async def _write(self, identity: str, purged_at: float | None, version: str | None) -> bool:
-        """Merge into the record; False (logged, counted) when the log failed."""
+        """Merge into the record (a purge moves the watermark too, after the record);
+        False (logged, counted) when the log failed."""
         try:
             await self._log.write(identity, purged_at=purged_at, version=version)
+            if purged_at is not None:
+                await self._log.write(WATERMARK, purged_at=purged_at)
         except (PurgeLogError, OSError, TimeoutError) as exc:
             self._failed("write", exc)
             return False
@@ -311,6 +340,7 @@ class Coherence:
         _remember(self._checked, identity, (time.monotonic(), version))
 
     def _forget(self, identity: str) -> None:
+        self._watermark = None
         self._records.pop(identity, None)
         self._checked.pop(identity, None)
 
