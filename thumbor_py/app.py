@@ -51,7 +51,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     """The application for ``config``. Every part is built here, before serving, by
     :func:`thumbor_py.assembly.build_parts`; parts given by keyword (``loader``,
-    ``result_storage``, ``detectors``, ``registry``) are used as they are."""
+    ``result_storage``, ``detectors``, ``registry``, ``purge_log``) are used as they are."""
     parts = build_parts(config, **given)
     app = web.Application(middlewares=[error_middleware])
     app.on_response_prepare.append(_security_headers)

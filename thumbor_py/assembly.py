@@ -307,4 +307,7 @@ def build_purge_log(config: Config, executor: Executor | None = None) -> PurgeLo
     database = settings.mongodb_database
     if not settings.mongodb_uri:
         database = str(metadata.get("database", database))
-    return MongoPurgeLog(uri=str(uri), database=database, name=settings.mongodb_collection)
+    timeout_ms = int(metadata.get("timeout_ms", 1000))  # as the metadata store's own
+    return MongoPurgeLog(
+        uri=str(uri), database=database, name=settings.mongodb_collection, timeout_ms=timeout_ms
+    )

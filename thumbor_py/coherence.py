@@ -44,8 +44,8 @@ from urllib.parse import unquote
 from thumbor_py import metrics
 from thumbor_py.errors import (
     HttpError,
-    OverloadedError,
     SourceNotFoundError,
+    StorageUnavailableError,
     ThumborPyError,
 )
 from thumbor_py.plugins import Loader
@@ -200,9 +200,11 @@ class Coherence:
     async def current(self, identity: str, loaded_at: float) -> bool:
         """Whether bytes loaded at ``loaded_at`` are still current (no purge since, from
         this process's copy of the record): a request that joined a render started before
-        a purge renders again rather than answer with the old original."""
+        a purge renders again rather than answer with the old original. True when the log
+        cannot be read: then no cached copy is usable, so the render loaded its source
+        during the outage, and rendering it again would only double the work."""
         record = await self._record(identity, fresh=False)
-        return record is not None and not _purged_since(record, loaded_at)
+        return record is None or not _purged_since(record, loaded_at)
 
     async def may_store(self, identity: str, loaded_at: float, version: str | None) -> bool:
         """Whether a result rendered from bytes loaded at ``loaded_at`` may be stored: no
@@ -230,7 +232,11 @@ class Coherence:
         now = self._clock()
         for identity in names:
             if not await self._write(identity, now, None):
-                raise OverloadedError("the purge log is unavailable, retry later")
+                # The purge log lives with the result storage (auto): the same answer as
+                # a purge the storage could not finish.
+                raise StorageUnavailableError(
+                    "result storage unavailable: the purge did not finish, try again"
+                )
             self._forget(identity)
         metrics.COHERENCE.labels(outcome="purge").inc()
         await asyncio.sleep(self._settings.check_interval)
