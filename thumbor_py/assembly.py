@@ -253,13 +253,13 @@ def build_master_cache(imaging: ImagingConfig) -> MasterCache | None:
 
 
 def coherence_settings(config: Config) -> CoherenceSettings:
-    """How fresh coherence checks are: ``coherence.check_interval``, ``imaging.revalidate_*``."""
-    imaging, interval = config.imaging, config.coherence.check_interval
-    after, grace = imaging.revalidate_after, imaging.revalidate_grace
-    if interval < 0 or grace < 0 or (after is not None and after < 0):
-        raise ConfigError("coherence.check_interval, imaging.revalidate_*: must be 0 or more")
+    """How fresh coherence checks are: ``coherence.check_interval``, ``imaging.revalidate_*``
+    (their ranges are checked by ``Config.validate``)."""
+    imaging = config.imaging
     return CoherenceSettings(
-        check_interval=interval, revalidate_after=after, revalidate_grace=grace
+        check_interval=config.coherence.check_interval,
+        revalidate_after=imaging.revalidate_after,
+        revalidate_grace=imaging.revalidate_grace,
     )
 
 
