@@ -115,6 +115,8 @@ async def test_a_purge_by_any_spelling_shows_the_new_original_everywhere(
     # Stored size, another spelling, and a size never asked: all from the new original.
     for path in ("/unsafe/100x0/photo.jpg", "/unsafe/120x0/%2Fphoto.jpg", "/unsafe/90x0/photo.jpg"):
         assert (await fetch(client, path)) == ("blue", "miss")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'thumbor_py_coherence_total{outcome="purge"}' in metrics
 
 
 async def test_without_purge_a_replaced_original_shows_once_revalidate_after_passed(
