@@ -52,6 +52,28 @@ def _keep_query(url: URL, text: str) -> URL:
     )
 
 
+def canonical_url(url: URL) -> str:
+    """The identity of a source URL: what yarl normalises (scheme and host lowercased, the
+    default port dropped, dot segments removed, percent-encoding requoted with upper-case
+    hex and unreserved characters decoded), without the fragment; the query keeps its order."""
+    return str(url.with_fragment(None))
+
+
+def version_of(etag: str | None, last_modified: str | None) -> str | None:
+    """A response's version: its ETag, else its ``Last-Modified`` date (None: neither)."""
+    if etag:
+        return f"etag:{etag}"
+    if last_modified:
+        return f"date:{last_modified}"
+    return None
+
+
+def conditional_headers(version: str) -> dict[str, str]:
+    """The request headers that ask whether ``version`` (from :func:`version_of`) changed."""
+    kind, _, value = version.partition(":")
+    return {"If-None-Match": value} if kind == "etag" else {"If-Modified-Since": value}
+
+
 def parse_url(text: str) -> URL:
     """Parse an absolute http(s) URL or refuse it with a 400."""
     try:

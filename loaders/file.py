@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import posixpath
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,15 +72,40 @@ class FileLoader:
         """The resolved root folder."""
         return self._root
 
+    def identity(self, source: str) -> str:
+        """The file's path relative to the root, dot segments and extra slashes removed
+        lexically (as Thumbor's ``abspath`` does): ``/a.jpg``, ``./a.jpg`` and ``b/../a.jpg``
+        are one original. No I/O; a path that climbs above the root is refused."""
+        if "\x00" in source:
+            raise SourceForbiddenError("source path contains a NUL byte")
+        normal = posixpath.normpath(source.lstrip("/"))
+        if normal == ".." or normal.startswith("../"):
+            raise SourceForbiddenError("source path escapes the loader root")
+        return normal.lstrip("/")
+
     async def load(self, source: str) -> Source:
         """Read the file off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._context.executor, self._read, source)
 
+    async def unchanged(self, source: str, version: str) -> bool:
+        """Whether the file still has ``version`` (its size and mtime): one ``stat``."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._context.executor, self._unchanged, source, version)
+
+    def _unchanged(self, source: str, version: str) -> bool:
+        try:
+            info = os.stat(self._existing_path(self.identity(source)))
+        except OSError as exc:
+            if exc.errno not in _MISSING_ERRNOS:
+                raise
+            return False  # gone: whatever was cached of it is stale
+        return _version(info) == version
+
     def _read(self, source: str) -> Source:
         # ``source`` was percent-decoded once by the URL parser, before this check, so
         # "%2e%2e" arrives here as ".." and is refused like it.
-        decoded = source
+        decoded = self.identity(source)
         try:
             path = self._existing_path(decoded)
             # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, hanging the thread.
@@ -103,6 +129,8 @@ class FileLoader:
             data=data,
             etag=f'"{info.st_mtime_ns:x}-{info.st_size:x}"',
             last_modified=modified,
+            identity=decoded,
+            version=_version(info),
         )
 
     def _existing_path(self, decoded: str) -> Path:
@@ -112,3 +140,9 @@ class FileLoader:
             literal = resolve_inside(self._root, quote(decoded, safe="/"))
             path = literal if os.path.lexists(literal) else path
         return path
+
+
+def _version(info: os.stat_result) -> str:
+    """A file's version: size, modification time and inode (a replacement by rename changes
+    the inode even within one tick of the file system's clock)."""
+    return f"{info.st_size}-{info.st_mtime_ns}-{info.st_ino}"

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from loaders._http_guard import GuardedResolver, check_address, guarded_socket_factory
-from loaders._http_source import SourceAllowlist, redirect_target, source_url
+from loaders._http_source import (
+    SourceAllowlist,
+    canonical_url,
+    conditional_headers,
+    redirect_target,
+    source_url,
+    version_of,
+)
 from thumbor_py.errors import (
     SourceForbiddenError,
     SourceNotFoundError,
@@ -31,6 +40,7 @@ from thumbor_py.errors import (
 from thumbor_py.plugins import PluginContext, Source
 from thumbor_py.ssrf import AddressBlockedError, parse_address, parse_networks
 
+T = TypeVar("T")
 _CHUNK = 64 * 1024
 _MISSING_STATUSES = frozenset({401, 403, 404, 410})
 
@@ -104,28 +114,45 @@ class HttpLoader:
             trust_env=False,
         )
 
+    def identity(self, source: str) -> str:
+        """The normalised URL of ``source`` (see :func:`canonical_url`); no I/O."""
+        return canonical_url(source_url(source, self._settings.default_scheme))
+
     async def load(self, source: str) -> Source:
         """Fetch ``source``, following at most ``max_redirects`` redirects."""
         url = source_url(source, self._settings.default_scheme)
-        try:
-            async with asyncio.timeout(self._settings.total_timeout):
-                return await self._fetch(url)
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError("upstream timed out") from exc
+        loaded = await self._fetch(url, {}, self._read)
+        return dataclasses.replace(loaded, identity=canonical_url(url))
 
-    async def _fetch(self, url: URL) -> Source:
+    async def unchanged(self, source: str, version: str) -> bool:
+        """A conditional GET: True on 304 (or the same validator), False when it changed."""
+        url = source_url(source, self._settings.default_scheme)
+        return await self._fetch(url, conditional_headers(version), _same_version(version))
+
+    async def _fetch(
+        self,
+        url: URL,
+        headers: dict[str, str],
+        answer: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+    ) -> T:
         if self._session is None:
             raise RuntimeError("HttpLoader.start() was not awaited")
-        for _hop in range(self._settings.max_redirects + 1):
-            self._check_url(url)
-            with _translate_errors():
-                async with self._session.get(url, allow_redirects=False) as response:
-                    target = redirect_target(
-                        url, response.status, response.headers.get(aiohttp.hdrs.LOCATION)
-                    )
-                    if target is None:
-                        return await self._read(response)
-            url = target
+        try:
+            async with asyncio.timeout(self._settings.total_timeout):
+                for _hop in range(self._settings.max_redirects + 1):
+                    self._check_url(url)
+                    with _translate_errors():
+                        async with self._session.get(
+                            url, allow_redirects=False, headers=headers
+                        ) as response:
+                            target = redirect_target(
+                                url, response.status, response.headers.get(aiohttp.hdrs.LOCATION)
+                            )
+                            if target is None:
+                                return await answer(response)
+                    url = target
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError("upstream timed out") from exc
         raise UpstreamError(f"more than {self._settings.max_redirects} redirects")
 
     def _check_url(self, url: URL) -> None:
@@ -155,6 +182,9 @@ class HttpLoader:
             content_type=headers.get(aiohttp.hdrs.CONTENT_TYPE),
             etag=headers.get(aiohttp.hdrs.ETAG),
             last_modified=_http_date(headers.get(aiohttp.hdrs.LAST_MODIFIED)),
+            version=version_of(
+                headers.get(aiohttp.hdrs.ETAG), headers.get(aiohttp.hdrs.LAST_MODIFIED)
+            ),
         )
 
     def _too_large(self, size: int | None = None) -> SourceTooLargeError:
@@ -171,6 +201,20 @@ def _validate(settings: HttpLoader.Settings) -> None:
         raise ValueError("max_connections must be greater than 0")
     if settings.default_scheme not in (None, "http", "https"):
         raise ValueError("default_scheme must be null, 'http' or 'https'")
+
+
+def _same_version(
+    version: str,
+) -> Callable[[aiohttp.ClientResponse], Awaitable[bool]]:
+    async def answer(response: aiohttp.ClientResponse) -> bool:
+        if response.status == 304:
+            return True
+        _check_status(response.status)  # 404 and kin raise: the cached copy is gone too
+        headers = response.headers
+        now = version_of(headers.get(aiohttp.hdrs.ETAG), headers.get(aiohttp.hdrs.LAST_MODIFIED))
+        return now == version  # the body is not read: closing the response drops it
+
+    return answer
 
 
 def _check_status(status: int) -> None:

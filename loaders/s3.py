@@ -99,6 +99,21 @@ class S3Loader:
             raise SourceNotFoundError("source names no object key")
         return bucket, settings.prefix + key
 
+    def identity(self, source: str) -> str:
+        """``s3://bucket/key`` (the prefix included): one name for every spelling."""
+        return "{}{}/{}".format(SCHEME, *self.locate(source))
+
+    async def unchanged(self, source: str, version: str) -> bool:
+        """Whether the object's ETag is still ``version``: one HEAD request."""
+        if not self._s3.started:
+            raise RuntimeError("S3Loader.start() was not awaited")
+        bucket, key = self.locate(source)
+        try:
+            answer = await self._s3.call(_head, bucket, key)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate_error(exc) from exc
+        return bool(answer.get("ETag") == version)
+
     async def load(self, source: str) -> Source:
         """Fetch the object in the loader's own thread pool."""
         if not self._s3.started:
@@ -145,6 +160,8 @@ class S3Loader:
             content_type=response.get("ContentType"),
             etag=response.get("ETag"),
             last_modified=response.get("LastModified"),
+            identity=f"{SCHEME}{bucket}/{key}",
+            version=response.get("ETag"),
         )
 
     def _too_large(self, what: str) -> SourceTooLargeError:
@@ -178,3 +195,9 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+def _head(client: Any, bucket: str, key: str) -> dict[str, Any]:
+    """The object's metadata (``HeadObject``), in the client's thread pool."""
+    answer: dict[str, Any] = client.head_object(Bucket=bucket, Key=key)
+    return answer

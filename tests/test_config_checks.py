@@ -53,6 +53,15 @@ class SyncLoader:
             r"security\.previous_keys\[1\]",
             id="empty-previous-key",
         ),
+        pytest.param(
+            {"coherence": {"check_interval": -0.1}}, r"coherence\.check_interval", id="interval"
+        ),
+        pytest.param(
+            {"imaging": {"revalidate_after": -1}}, r"imaging\.revalidate_after", id="revalidate"
+        ),
+        pytest.param(
+            {"imaging": {"revalidate_grace": -1}}, r"imaging\.revalidate_grace", id="grace"
+        ),
     ],
 )
 def test_out_of_range_values_name_their_key(sections: dict[str, Any], key: str) -> None:

@@ -172,6 +172,43 @@ def test_larger_sizes_than_the_master_render_from_the_source(large: bytes) -> No
     assert rendered.data == direct.data
 
 
+def solid_jpeg(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (800, 600), color).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_a_master_carries_its_sources_stamp_and_can_be_discarded() -> None:
+    cached = renderer(master_size=200)
+    loaded = PixelSource("x.jpg", solid_jpeg("red"), loaded_at=123.0, version="v1")
+    source = cached.with_master(loaded)
+    cache = MasterCache(max_bytes=64 * 1024 * 1024, ttl=300)
+    assert cache.put(source)
+    kept = cache.get("x.jpg")
+    assert kept is not None
+    assert kept.master is not None
+    assert (kept.loaded_at, kept.version) == (123.0, "v1")
+    newer = cached.with_master(PixelSource("x.jpg", solid_jpeg("blue"), loaded_at=124.0))
+    assert cache.put(newer)
+    cache.discard(source)  # a stale copy's discard leaves the newer one in place
+    assert cache.get("x.jpg") is newer
+    cache.discard(newer)
+    assert cache.get("x.jpg") is None
+    assert cache.nbytes == 0
+
+
+def test_a_render_from_new_bytes_never_reuses_a_master_of_another_version() -> None:
+    cached = renderer(master_size=200)
+    old = cached.with_master(PixelSource("x.jpg", solid_jpeg("red"), loaded_at=1.0, version="v1"))
+    cache = MasterCache(max_bytes=64 * 1024 * 1024, ttl=300)
+    assert cache.put(old)
+    # Smart renders decode the bytes even with a master; here the bytes are new ones.
+    new = PixelSource("x.jpg", solid_jpeg("blue"), loaded_at=2.0, version="v2")
+    body = cached.render(new, url.parse("/unsafe/90x0/smart/x.jpg")).data
+    red, _, blue = Image.open(io.BytesIO(body)).convert("RGB").getpixel((5, 5))  # type: ignore[misc]
+    assert blue > red
+
+
 def test_animations_are_not_kept(large: bytes) -> None:
     frames = [Image.new("RGB", (60, 40), color) for color in ("red", "blue")]
     buffer = io.BytesIO()

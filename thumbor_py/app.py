@@ -15,6 +15,7 @@ from aiohttp import web
 
 from thumbor_py import metrics, signing, url
 from thumbor_py.assembly import Given, Parts, build_parts
+from thumbor_py.coherence import Coherence
 from thumbor_py.config import Config
 from thumbor_py.errors import (
     BadRequestError,
@@ -38,6 +39,7 @@ log = logging.getLogger("thumbor_py")
 CONFIG_KEY = web.AppKey("config", Config)
 PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
 STORAGE_KEY = web.AppKey("result_storage", GuardedResultStorage)
+COHERENCE_KEY = web.AppKey("coherence", Coherence)
 REQUEST_ID_HEADER = "X-Request-ID"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # How long shutdown waits for result-storage writes still in flight.
@@ -49,12 +51,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     """The application for ``config``. Every part is built here, before serving, by
     :func:`thumbor_py.assembly.build_parts`; parts given by keyword (``loader``,
-    ``result_storage``, ``detectors``, ``registry``) are used as they are."""
+    ``result_storage``, ``detectors``, ``registry``, ``purge_log``) are used as they are."""
     parts = build_parts(config, **given)
     app = web.Application(middlewares=[error_middleware])
     app.on_response_prepare.append(_security_headers)
     app[CONFIG_KEY] = config
     app[PIPELINE_KEY] = parts.pipeline
+    app[COHERENCE_KEY] = parts.coherence
     if parts.result_storage is not None:
         app[STORAGE_KEY] = parts.result_storage
     app.cleanup_ctx.append(_lifecycle(parts))
@@ -191,7 +194,7 @@ async def purge_source(config: Config, source: str) -> int:
     runner = web.AppRunner(app)
     await runner.setup()  # starts the plugins' clients, as serving would
     try:
-        return await storage.purge(source)
+        return await app[COHERENCE_KEY].purge(source, storage.purge)
     finally:
         await runner.cleanup()
 
@@ -205,7 +208,7 @@ async def purge(request: web.Request) -> web.Response:
     storage = request.app.get(STORAGE_KEY)
     if storage is None:
         raise ConflictError("no result storage is configured")
-    count = await storage.purge(source)
+    count = await request.app[COHERENCE_KEY].purge(source, storage.purge)
     return web.json_response({"source": source, "purged": count}, headers=_NO_STORE)
 
 

@@ -10,14 +10,17 @@ embedding application); the rest is built from the config. Every failure is a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypedDict, Unpack
 
 from PIL import Image
 
 from thumbor_py import metrics
+from thumbor_py.coherence import Coherence, CoherenceSettings, MemoryPurgeLog, PurgeLog
 from thumbor_py.config import Config, ImagingConfig, PluginConfig
 from thumbor_py.config_checks import did_you_mean
 from thumbor_py.errors import ConfigError
@@ -37,10 +40,12 @@ from thumbor_py.plugins import (
     import_object,
     is_object_path,
 )
+from thumbor_py.purge_logs import FilePurgeLog, MongoPurgeLog
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import RoutingLoader
 from thumbor_py.tenants import TenantDirectory, build_directory
 
+log = logging.getLogger("thumbor_py")
 # Loaders and storages run blocking SDK and file calls here, off the event loop.
 IO_THREADS = 16
 
@@ -53,6 +58,7 @@ class Given(TypedDict, total=False):
     result_storage: ResultStorage  # still goes behind the configured guard
     detectors: Sequence[Detector]
     registry: dict[str, FilterSpec]
+    purge_log: PurgeLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,8 @@ class Parts:
     # Plugins that may implement ``Lifecycle``: started before serving, closed after.
     plugins: tuple[object, ...]
     executors: tuple[ThreadPoolExecutor, ...]
+    # What purges go through (the pipeline asks the same object); built from ``coherence``.
+    coherence: Coherence
     # The tenants by Host and their dialects; None without ``tenants.sites``.
     tenants: TenantDirectory | None = None
 
@@ -95,6 +103,10 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
     renderer = build_renderer(
         config.imaging, detectors=given.get("detectors"), registry=given.get("registry")
     )
+    purge_log = given.get("purge_log")
+    if purge_log is None:
+        purge_log = build_purge_log(config, io_pool)
+    coherence = Coherence(purge_log, loader, coherence_settings(config))
     pipeline = Pipeline(
         loader=loader,
         renderer=renderer,
@@ -107,10 +119,12 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
         ),
         deadline=config.server.request_timeout,
         masters=build_master_cache(config.imaging),
+        coherence=coherence,
     )
-    plugins = (loader,) + ((guarded,) if guarded is not None else ())
+    plugins = (loader, purge_log) + ((guarded,) if guarded is not None else ())
     executors = (render_pool, io_pool)
-    return Parts(pipeline, loader, guarded, plugins, executors, build_directory(config))
+    tenants = build_directory(config)
+    return Parts(pipeline, loader, guarded, plugins, executors, coherence, tenants)
 
 
 def build_loader(config: Config, context: PluginContext) -> Loader:
@@ -236,3 +250,64 @@ def build_master_cache(imaging: ImagingConfig) -> MasterCache | None:
     if imaging.master_cache_bytes <= 0:
         return None
     return MasterCache(max_bytes=imaging.master_cache_bytes, ttl=imaging.master_ttl)
+
+
+def coherence_settings(config: Config) -> CoherenceSettings:
+    """How fresh coherence checks are: ``coherence.check_interval``, ``imaging.revalidate_*``
+    (their ranges are checked by ``Config.validate``)."""
+    imaging = config.imaging
+    return CoherenceSettings(
+        check_interval=config.coherence.check_interval,
+        revalidate_after=imaging.revalidate_after,
+        revalidate_grace=imaging.revalidate_grace,
+    )
+
+
+_STORES_BY_STORAGE = {
+    "file": "file",
+    "result_storages.file:FileResultStorage": "file",
+    "s3": "mongodb",
+    "result_storages.s3:S3ResultStorage": "mongodb",
+}
+
+
+def build_purge_log(config: Config, executor: Executor | None = None) -> PurgeLog:
+    """The purge log ``coherence.purge_log`` names. ``auto`` picks the store the result
+    storage already uses: a ``.coherence`` folder in the file storage's root, or a
+    collection beside the S3 storage's MongoDB metadata; with no result storage, a log local
+    to the process."""
+    settings, storage = config.coherence, config.result_storage
+    kind: str = settings.purge_log
+    if kind == "auto":
+        kind = _STORES_BY_STORAGE.get(storage.use or "", "local")
+        if kind == "local" and storage.use:
+            log.warning(
+                "coherence.purge_log: no shared store known for result_storage %r; purges "
+                "reach this process only (set coherence.purge_log to file or mongodb)",
+                storage.use,
+            )
+    if kind == "local":
+        return MemoryPurgeLog()
+    file_storage = _STORES_BY_STORAGE.get(storage.use or "") == "file"
+    if kind == "file":
+        path = settings.path
+        if path is None:
+            if not file_storage:
+                raise ConfigError("coherence.path: required when the purge log is a folder")
+            path = str(Path(str(storage.settings.get("root", "./result_storage"))) / ".coherence")
+        return FilePurgeLog(Path(path).expanduser(), executor)
+    s3_storage = _STORES_BY_STORAGE.get(storage.use or "") == "mongodb"
+    metadata = storage.settings.get("metadata") if s3_storage else None
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    # THUMBOR_PY_MONGODB_URI reaches ``result_storage.settings.metadata.uri`` through the
+    # config's overrides (config.NAMED_ENV).
+    uri = settings.mongodb_uri or metadata.get("uri")
+    if not uri:
+        raise ConfigError("coherence.mongodb_uri: required for a MongoDB purge log")
+    database = settings.mongodb_database
+    if not settings.mongodb_uri:
+        database = str(metadata.get("database", database))
+    timeout_ms = int(metadata.get("timeout_ms", 1000))  # as the metadata store's own
+    return MongoPurgeLog(
+        uri=str(uri), database=database, name=settings.mongodb_collection, timeout_ms=timeout_ms
+    )

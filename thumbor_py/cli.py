@@ -87,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
 
     purge = commands.add_parser("purge", help="delete every stored variant of a source")
     purge.add_argument("--config", "-c", help="YAML config naming the result storage")
-    purge.add_argument("--source", required=True, help="the image part of the URLs, decoded")
+    purge.add_argument(
+        "--source", required=True, help="the image part of the URLs: any spelling of it"
+    )
     purge.set_defaults(command=_purge)
 
     show = commands.add_parser(

@@ -108,6 +108,21 @@ class ImagingConfig:
     master_cache_bytes: int = 256 * 1024 * 1024
     master_size: int = 1920
     master_ttl: float = 300.0
+    revalidate_after: float | None = 60.0
+    revalidate_grace: float = 300.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CoherenceConfig:
+    """``coherence``: the purge log every replica shares, so purges and changed originals
+    reach every worker's caches (see thumbor_py/coherence.py)."""
+
+    purge_log: Literal["auto", "file", "mongodb", "local"] = "auto"
+    path: str | None = None
+    mongodb_uri: str | None = None
+    mongodb_database: str = "thumbor_py"
+    mongodb_collection: str = "purges"
+    check_interval: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,6 +280,7 @@ class Config:
     )
     routes: tuple[RouteConfig, ...] = ()
     imaging: ImagingConfig = dataclasses.field(default_factory=ImagingConfig)
+    coherence: CoherenceConfig = dataclasses.field(default_factory=CoherenceConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     result_storage: ResultStorageConfig = dataclasses.field(default_factory=ResultStorageConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)

@@ -87,6 +87,14 @@ def validate_ranges(config: Config) -> None:
     for index, key in enumerate(config.security.previous_keys):
         if not key:
             raise ConfigError(f"security.previous_keys[{index}]: must not be empty")
+    seconds = {
+        "coherence.check_interval": config.coherence.check_interval,
+        "imaging.revalidate_after": config.imaging.revalidate_after,
+        "imaging.revalidate_grace": config.imaging.revalidate_grace,
+    }
+    for name, value in seconds.items():
+        if value is not None and value < 0:
+            raise ConfigError(f"{name}: must be 0 seconds or more, got {value}")
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -109,6 +109,12 @@ MASTER_CACHE: Counter = _lazy(
     "Master (decoded source) cache outcomes: hit, miss, store, evict.",
     ["outcome"],
 )
+COHERENCE: Counter = _lazy(
+    "Counter",
+    "thumbor_py_coherence",
+    "Cache coherence: purge, changed, revalidated, revalidation_failed, not_stored, log_error.",
+    ["outcome"],
+)
 MASTER_CACHE_BYTES: Gauge = _lazy(
     "Gauge",
     "thumbor_py_master_cache_bytes",

@@ -9,8 +9,14 @@ answered 503, and a render still waiting for a thread is dropped before it start
 
 Requests with one result key share one render, and its leader alone stores the result.
 Sources are decoded once for many sizes: the pipeline looks the source up in the master
-cache (:mod:`thumbor_py.imaging.master`); on a miss one load and one decode serve every
-concurrent render of that source, and the decoded master is kept for the next sizes.
+cache (:mod:`thumbor_py.imaging.master`), by the original's identity; on a miss one load and
+one decode serve every concurrent render of that source, and the decoded master is kept for
+the next sizes.
+
+Cache coherence (:mod:`thumbor_py.coherence`) is asked at four points: a stored result and a
+cached master are used only while :meth:`Coherence.usable`; a request whose shared render
+read an original purged since renders once more (:meth:`Coherence.current`); the leader
+stores only if :meth:`Coherence.may_store`, asked right before the write.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from thumbor_py import metrics
+from thumbor_py.coherence import Coherence, MemoryPurgeLog
 from thumbor_py.errors import HttpError, OverloadedError
 from thumbor_py.etags import etag_matches
 from thumbor_py.imaging.master import MasterCache, PixelSource
@@ -56,6 +63,17 @@ class Outcome:
     from_storage: bool = False
     # More than one frame (known after a render; a storage hit does not record it).
     animated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    """A shared render and what coherence needs of its source: the original's identity,
+    when its bytes were loaded (epoch seconds, taken before the load) and its version."""
+
+    rendered: Rendered
+    identity: str
+    loaded_at: float
+    version: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,8 +119,10 @@ class Pipeline:
         policy: StoragePolicy | None = None,
         deadline: float | None = None,
         masters: MasterCache | None = None,
+        coherence: Coherence | None = None,
     ) -> None:
         self._loader = loader
+        self._coherence = coherence or Coherence(MemoryPurgeLog(), loader)
         self._deadline = deadline
         self._renderer = renderer
         self._executor = executor
@@ -111,7 +131,7 @@ class Pipeline:
         self._policy = policy or StoragePolicy()
         self._masters = masters
         self._pending = 0
-        self._renders: SingleFlight[str, Rendered] = SingleFlight()
+        self._renders: SingleFlight[str, _Flight] = SingleFlight()
         self._sources: SingleFlight[str, PixelSource] = SingleFlight()
         self._writes: set[asyncio.Task[bool]] = set()
 
@@ -133,17 +153,20 @@ class Pipeline:
         key = result_key(signed_path, format_class)
         storage = self._storage if self._storable(request) else None
         if storage is not None:
-            stored = await self._from_storage(storage, key, if_none_match)
+            stored = await self._from_storage(storage, key, if_none_match, request.source)
             if stored is not None:
                 return stored
 
-        async def leader() -> Rendered:
-            rendered = await self._render(request, format_class)
-            if storage is not None and rendered.cacheable:
-                self._store_later(storage, key, signed_path, request, rendered)
-            return rendered
+        async def leader() -> _Flight:
+            flight = await self._render(request, format_class)
+            if storage is not None and flight.rendered.cacheable:
+                self._store_later(storage, key, signed_path, flight)
+            return flight
 
-        rendered = await self._renders.run(key, leader)
+        flight = await self._renders.run(key, leader)
+        if not await self._coherence.current(flight.identity, flight.loaded_at):
+            flight = await self._renders.run(key, leader)  # joined a render of a purged original
+        rendered = flight.rendered
         return Outcome(
             content_type=rendered.content_type,
             etag=rendered.etag,
@@ -157,17 +180,22 @@ class Pipeline:
         return self._storage is not None and (not request.unsafe or self._policy.store_unsafe)
 
     async def _from_storage(
-        self, storage: GuardedResultStorage, key: str, if_none_match: str | None
+        self, storage: GuardedResultStorage, key: str, if_none_match: str | None, source: str
     ) -> Outcome | None:
         """A hit answered without decoding anything; 304 and redirects read no body."""
         with metrics.timed("storage_hit"):
-            return await self._lookup(storage, key, if_none_match)
+            return await self._lookup(storage, key, if_none_match, source)
 
     async def _lookup(
-        self, storage: GuardedResultStorage, key: str, if_none_match: str | None
+        self, storage: GuardedResultStorage, key: str, if_none_match: str | None, source: str
     ) -> Outcome | None:
         hit = await storage.get(key)
-        if hit is None:
+        if hit is None or not await self._coherence.usable(
+            self._coherence.identity(source),
+            source,
+            loaded_at=hit.created_at.timestamp(),  # stamped before the write was allowed
+            version=None,
+        ):
             return None
         outcome = Outcome(
             content_type=hit.content_type,
@@ -183,7 +211,7 @@ class Pipeline:
         data = await storage.read(key, hit)
         return None if data is None else dataclasses.replace(outcome, data=data)
 
-    async def _render(self, request: ImageRequest, format_class: str) -> Rendered:
+    async def _render(self, request: ImageRequest, format_class: str) -> _Flight:
         if self._pending >= self._max_pending:
             raise OverloadedError("render queue is full, retry later")
         self._pending += 1
@@ -205,7 +233,7 @@ class Pipeline:
 
     async def _load_and_render(
         self, request: ImageRequest, format_class: str, slot: _Slot, deadline: float | None
-    ) -> Rendered:
+    ) -> _Flight:
         # The image and what its filters name (watermark, frame) load together, through
         # the same loader and so the same source rules.
         wanted = self._renderer.sources(request)
@@ -221,30 +249,56 @@ class Pipeline:
             resources=_resources(wanted, extra),
             deadline=deadline,
         )
-        return await self._execute(job, slot, deadline)
+        rendered = await self._execute(job, slot, deadline)
+        return _Flight(rendered, source.identity, source.loaded_at, source.version)
 
     async def _pixel_source(
-        self, identity: str, slot: _Slot, deadline: float | None, *, decode: bool
+        self, name: str, slot: _Slot, deadline: float | None, *, decode: bool
     ) -> PixelSource:
-        """The source ``identity`` to render from: its cached master, or (on a miss) its
-        bytes, loaded and decoded once for every render that wants it now. Without
-        ``decode`` (``meta/`` reads the header only) a miss loads the bytes alone."""
-        cached = self._masters.get(identity) if self._masters is not None else None
+        """The source ``name`` to render from: its cached master (while coherence finds it
+        usable), or (on a miss) its bytes, loaded and decoded once for every render that
+        wants it now. Without ``decode`` (``meta/`` reads the header only) a miss loads the
+        bytes alone."""
+        identity = self._coherence.identity(name)
+        cached = await self._cached(identity, name)
         if self._masters is None or (cached is None and not decode):
-            return PixelSource(identity, (await self._load(identity)).data)
+            return await self._fetch(identity, name)
         shared = cached is not None or self._sources.running(identity)
         metrics.MASTER_CACHE.labels(outcome="hit" if shared else "miss").inc()
         if cached is not None:
             return cached
         return await self._sources.run(
-            identity, lambda: self._decode_source(identity, slot, deadline)
+            identity, lambda: self._decode_source(identity, name, slot, deadline)
         )
 
+    async def _cached(self, identity: str, name: str) -> PixelSource | None:
+        """The cached source ``identity`` if coherence finds it usable (loaded after the
+        last purge, and still the original's version); a stale one is dropped."""
+        cached = self._masters.get(identity) if self._masters is not None else None
+        if cached is None:
+            return None
+        masters, coherence = self._masters, self._coherence
+        if await coherence.usable(
+            identity, name, loaded_at=cached.loaded_at, version=cached.version
+        ):
+            return cached
+        assert masters is not None
+        masters.discard(cached)
+        metrics.MASTER_CACHE_BYTES.set(masters.nbytes)
+        return None
+
+    async def _fetch(self, identity: str, name: str) -> PixelSource:
+        """The bytes of ``name``, stamped with the time before the load (a purge during it
+        makes them stale) and the original's version."""
+        loaded_at = time.time()
+        loaded = await self._load(name)
+        return PixelSource(identity, loaded.data, loaded_at=loaded_at, version=loaded.version)
+
     async def _decode_source(
-        self, identity: str, slot: _Slot, deadline: float | None
+        self, identity: str, name: str, slot: _Slot, deadline: float | None
     ) -> PixelSource:
         assert self._masters is not None
-        loaded = PixelSource(identity, (await self._load(identity)).data)
+        loaded = await self._fetch(identity, name)
         job = functools.partial(self._renderer.with_master, loaded)
         source = await self._execute(job, slot, deadline, stage="decode")
         evicted = self._masters.evictions
@@ -287,14 +341,13 @@ class Pipeline:
         storage: GuardedResultStorage,
         key: str,
         signed_path: str,
-        request: ImageRequest,
-        rendered: Rendered,
+        flight: _Flight,
     ) -> None:
-        now = datetime.now(UTC)
-        expires = self._policy.expires_after
+        now = datetime.now(UTC)  # before may_store: a write that raced a purge is older
+        expires, rendered = self._policy.expires_after, flight.rendered
         result = StoredResult(
             path=signed_path,
-            source=request.source,
+            source=flight.identity,
             content_type=rendered.content_type,
             etag=rendered.etag,
             size=len(rendered.data),
@@ -304,9 +357,18 @@ class Pipeline:
             expires_at=now + timedelta(seconds=expires) if expires > 0 else None,
             max_age=rendered.max_age,
         )
-        task = asyncio.get_running_loop().create_task(storage.put(key, result, rendered.data))
+        store = self._store(storage, key, result, flight)
+        task = asyncio.get_running_loop().create_task(store)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def _store(
+        self, storage: GuardedResultStorage, key: str, result: StoredResult, flight: _Flight
+    ) -> bool:
+        """Write the result unless its original was purged (or changed) since it was loaded."""
+        if not await self._coherence.may_store(flight.identity, flight.loaded_at, flight.version):
+            return False
+        return await storage.put(key, result, flight.rendered.data)
 
     async def drain(self, grace: float) -> int:
         """Wait up to ``grace`` seconds for pending writes; return how many were left."""

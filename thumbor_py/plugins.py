@@ -33,6 +33,10 @@ class Source:
     content_type: str | None = None
     etag: str | None = None
     last_modified: datetime | None = None
+    # The original's canonical name (every spelling of it gives the same) and its version
+    # (ETag, size+mtime, Last-Modified), for cache coherence (thumbor_py/coherence.py).
+    identity: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

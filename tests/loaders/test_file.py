@@ -180,3 +180,50 @@ async def test_fifo_is_not_read(loader: FileLoader, root: Path) -> None:
     os.mkfifo(root / "pipe.jpg")
     with pytest.raises(SourceNotFoundError):
         await loader.load("pipe.jpg")
+
+
+# --- identity and revalidation (cache coherence) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param("a.jpg", id="plain"),
+        pytest.param("/a.jpg", id="leading-slash-from-%2F"),
+        pytest.param("./a.jpg", id="dot"),
+        pytest.param("sub/../a.jpg", id="dotdot"),
+        pytest.param("sub//..//./a.jpg", id="slashes-and-dots"),
+        pytest.param("//a.jpg", id="double-slash"),
+    ],
+)
+async def test_every_spelling_of_one_file_has_one_identity(
+    loader: FileLoader, spelling: str
+) -> None:
+    assert loader.identity(spelling) == "a.jpg"
+    assert (await loader.load(spelling)).identity == "a.jpg"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param("../a.jpg", id="parent"),
+        pytest.param("sub/../../a.jpg", id="nested-parent"),
+        pytest.param("a.jpg\x00", id="nul"),
+    ],
+)
+def test_an_identity_above_the_root_is_refused(loader: FileLoader, spelling: str) -> None:
+    with pytest.raises(SourceForbiddenError):
+        loader.identity(spelling)
+
+
+async def test_replacing_a_file_changes_its_version(loader: FileLoader, root: Path) -> None:
+    version = (await loader.load("a.jpg")).version
+    assert version is not None
+    assert await loader.unchanged("/a.jpg", version)
+    replacement = root / "a.tmp"
+    replacement.write_bytes(IMAGE + b"-new")
+    os.replace(replacement, root / "a.jpg")
+    assert not await loader.unchanged("a.jpg", version)
+    assert (await loader.load("a.jpg")).version != version
+    os.unlink(root / "a.jpg")
+    assert not await loader.unchanged("a.jpg", version)  # gone counts as changed

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from loaders.http import HttpLoader
 from tests.loaders.http_origin import IMAGE, MAX_BYTES, LoaderFactory, StubResolver, closed_port
@@ -241,3 +243,96 @@ async def test_load_before_start_is_a_programming_error() -> None:
 def test_bad_settings_are_refused(settings: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         HttpLoader(HttpLoader.Settings(**settings), PluginContext(max_source_bytes=1))  # type: ignore[arg-type]
+
+
+# --- identity and conditional revalidation (cache coherence) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spelling", "identity"),
+    [
+        pytest.param("http://h.test/a.jpg", "http://h.test/a.jpg", id="canonical"),
+        pytest.param("HTTP://H.Test:80/a.jpg", "http://h.test/a.jpg", id="case-and-port"),
+        pytest.param("https://h.test:443/a.jpg", "https://h.test/a.jpg", id="https-port"),
+        pytest.param("http://h.test:8080/a.jpg", "http://h.test:8080/a.jpg", id="other-port"),
+        pytest.param("http://h.test/x/./y/../a.jpg", "http://h.test/x/a.jpg", id="dot-segments"),
+        pytest.param("http://h.test/%61%2e%6Apg", "http://h.test/a.jpg", id="unreserved-escapes"),
+        pytest.param(
+            "http://h.test/a%2fb.jpg", "http://h.test/a%2Fb.jpg", id="slash-stays-escaped"
+        ),
+        pytest.param("http://h.test/a b.jpg", "http://h.test/a%20b.jpg", id="space"),
+        pytest.param("http:/h.test/a.jpg", "http://h.test/a.jpg", id="collapsed-scheme"),
+        pytest.param("http://h.test/a.jpg?b=2&a=1", "http://h.test/a.jpg?b=2&a=1", id="query-kept"),
+        pytest.param("http://h.test/a.jpg#top", "http://h.test/a.jpg", id="no-fragment"),
+    ],
+)
+def test_every_spelling_of_one_url_has_one_identity(spelling: str, identity: str) -> None:
+    loader = HttpLoader(HttpLoader.Settings(), PluginContext(max_source_bytes=MAX_BYTES))
+    assert loader.identity(spelling) == identity
+    assert loader.identity(identity) == identity
+
+
+def test_a_scheme_less_source_gets_the_default_scheme_in_its_identity() -> None:
+    settings = HttpLoader.Settings(default_scheme="https")
+    loader = HttpLoader(settings, PluginContext(max_source_bytes=MAX_BYTES))
+    assert loader.identity("H.test/a.jpg") == "https://h.test/a.jpg"
+
+
+class RevisedOrigin:
+    """An origin whose image can be replaced; it answers conditional GETs like a CDN."""
+
+    def __init__(self, validator: str) -> None:
+        self.body, self.validator, self.validator_name = IMAGE, '"v1"', validator
+        self.conditional: list[str] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        asked = request.headers.get("If-None-Match") or request.headers.get("If-Modified-Since")
+        if asked:
+            self.conditional.append(asked)
+        header = {self.validator_name: self.validator}
+        if asked == self.validator:
+            return web.Response(status=304, headers=header)
+        return web.Response(body=self.body, content_type="image/jpeg", headers=header)
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "second"),
+    [
+        pytest.param("ETag", '"v1"', '"v2"', id="etag"),
+        pytest.param(
+            "Last-Modified",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Thu, 22 Oct 2015 07:28:00 GMT",
+            id="last-modified",
+        ),
+    ],
+)
+async def test_revalidation_is_a_conditional_get(
+    make_loader: LoaderFactory, name: str, first: str, second: str
+) -> None:
+    origin = RevisedOrigin(name)
+    origin.validator = first
+    app = web.Application()
+    app.router.add_get("/img.jpg", origin.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        loader = await make_loader(allow_private_networks=True)
+        url = f"http://127.0.0.1:{server.port}/img.jpg"
+        loaded = await loader.load(url)
+        assert loaded.identity == url
+        assert loaded.version is not None
+        assert await loader.unchanged(url, loaded.version)
+        origin.validator = second  # the original is replaced
+        assert not await loader.unchanged(url, loaded.version)
+        assert origin.conditional == [first, first]
+    finally:
+        await server.close()
+
+
+async def test_revalidating_a_vanished_url_raises_not_found(
+    make_loader: LoaderFactory, origin: str
+) -> None:
+    loader = await make_loader(allow_private_networks=True)
+    with pytest.raises(SourceNotFoundError):
+        await loader.unchanged(f"{origin}/missing", 'etag:"x"')

@@ -14,7 +14,8 @@ than the master, a debug or trim render that needs every pixel, detection that w
 full image) decodes the bytes within the same render. The pipeline looks the cache up and
 fills it; the cache is per process, bounded by bytes (``imaging.master_cache_bytes``, the
 encoded sources and the master pixels together, least recently used first out) and by age
-(``imaging.master_ttl``, so a changed source shows within it). Masters are shared between
+(``imaging.master_ttl``); the pipeline also drops a source that cache coherence finds
+purged or changed (:mod:`thumbor_py.coherence`). Masters are shared between
 render threads and never modified: renders get a read-only view, and Pillow copies a
 read-only image before any in-place change.
 """
@@ -95,6 +96,10 @@ class PixelSource:
     identity: str
     data: bytes
     master: Master | None = None
+    # When ``data`` was loaded (epoch seconds, taken before the load began) and the
+    # original's version (ETag, size+mtime): cache coherence checks a cached copy by them.
+    loaded_at: float = 0.0
+    version: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -189,6 +194,13 @@ class MasterCache:
                 self._drop(next(iter(self._entries)))
                 self.evictions += 1
         return True
+
+    def discard(self, source: PixelSource) -> None:
+        """Forget ``source`` (a purge or a changed original made it stale), unless a newer
+        copy of its original has replaced it meanwhile."""
+        with self._lock:
+            if self._entries.get(source.identity) is source:
+                self._drop(source.identity)
 
     def _drop(self, identity: str) -> None:
         source = self._entries.pop(identity)
