@@ -95,6 +95,7 @@ STATUS_TABLE: dict[type[HttpError], int] = {
     errors.UpstreamError: 502,
     errors.UpstreamTimeoutError: 504,
     errors.OverloadedError: 503,
+    errors.DeadlineExceededError: 503,
 }
 
 

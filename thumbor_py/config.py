@@ -96,6 +96,9 @@ class ImagingConfig:
     master_cache_bytes: int = 256 * 1024 * 1024
     master_size: int = 1920
     master_ttl: float = 300.0
+    # Cost limits of one request (see docs/limits.md).
+    max_filters: int = 20
+    max_kernel_size: int = 9
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@
         ├── UpstreamError               502
         ├── UpstreamTimeoutError        504
         └── OverloadedError             503, with ``Retry-After``
+            └── DeadlineExceededError   a render stopped at its deadline
 
 The error middleware in ``app.py`` is the only place that turns these into responses.
 """
@@ -109,3 +110,7 @@ class OverloadedError(HttpError):
     def __init__(self, message: str = "server overloaded, retry later", retry_after: int = 1):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeadlineExceededError(OverloadedError):
+    """A render stopped at its request's deadline (503, with ``Retry-After``)."""

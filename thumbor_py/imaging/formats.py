@@ -13,6 +13,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from thumbor_py.errors import ImageDecodeError, ImageTooLargeError
 from thumbor_py.imaging import palette
+from thumbor_py.imaging.framesizes import check_frames
 from thumbor_py.imaging.pixels import has_alpha, min_value
 
 # Pillow's own bomb guard stays on as a backstop; ours (max_pixels) is checked first.
@@ -100,6 +101,7 @@ def open_image(
         raise ImageTooLargeError(
             f"source is {width}x{height} with {frames} frame(s), over the {max_pixels}-pixel limit"
         )
+    check_frames(image, data, frames, max_pixels)
     orientation = _orientation(image) if respect_orientation else 1
     oriented = (height, width) if orientation in _SWAPPED_ORIENTATIONS else (width, height)
     return Opened(

@@ -9,7 +9,7 @@ from PIL import Image
 
 from thumbor_py.config import ImagingConfig
 from thumbor_py.imaging import formats
-from thumbor_py.imaging.filters import RenderState
+from thumbor_py.imaging.plan import Budget, OutputOptions
 from thumbor_py.results import etag_for
 
 _QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
@@ -43,22 +43,24 @@ class Timing:
 
 
 def encode(
-    state: RenderState,
+    options: OutputOptions,
     opened: formats.Opened,
     frames: list[Image.Image],
     fmt: str,
     timing: Timing,
     config: ImagingConfig,
+    budget: Budget | None = None,
 ) -> Rendered:
-    """Encode the rendered frames as ``fmt`` with the state's quality, profile and EXIF;
-    ``max_bytes()`` searches the highest quality that fits."""
+    """Encode the rendered frames as ``fmt`` with the options' quality, profile and EXIF;
+    ``max_bytes()`` searches the highest quality that fits (the deadline checked before
+    each encode)."""
     loop = timing.loop if timing.loop is not None or fmt == "GIF" else 1
-    options = formats.EncodeOptions(
+    settings = formats.EncodeOptions(
         format=fmt,
-        quality=state.quality,
+        quality=options.quality,
         progressive=config.progressive_jpeg,
-        icc_profile=None if state.strip_icc else formats.source_icc(opened),
-        exif=None if state.strip_exif else _exif(opened),
+        icc_profile=None if options.strip_icc else formats.source_icc(opened),
+        exif=None if options.strip_exif else _exif(opened),
         avif_speed=config.avif_speed,
         keep_palette=opened.mode in ("P", "1") and len(frames) == 1,
         durations=timing.durations[: len(frames)],
@@ -67,18 +69,20 @@ def encode(
     image: Image.Image | list[Image.Image] = frames if len(frames) > 1 else frames[0]
 
     def encoder(quality: int) -> bytes:
-        return formats.encode(image, dataclasses.replace(options, quality=quality))
+        if budget is not None:
+            budget.checkpoint()
+        return formats.encode(image, dataclasses.replace(settings, quality=quality))
 
-    if state.max_bytes and fmt in _QUALITY_FORMATS:
-        data = formats.fit_quality(encoder, state.quality, state.max_bytes)
+    if options.max_bytes and fmt in _QUALITY_FORMATS:
+        data = formats.fit_quality(encoder, options.quality, options.max_bytes)
     else:
-        data = encoder(state.quality)
+        data = encoder(options.quality)
     return Rendered(
         data=data,
         content_type=formats.CONTENT_TYPES[fmt],
         width=frames[0].size[0],
         height=frames[0].size[1],
-        max_age=state.max_age,
+        max_age=options.max_age,
         frames=len(frames),
     )
 

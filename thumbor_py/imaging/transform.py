@@ -9,18 +9,20 @@ one resampling pass. Animations go through the same steps frame by frame.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 from PIL import Image
 
 from thumbor_py import metrics
 from thumbor_py.config import ImagingConfig
-from thumbor_py.errors import ConfigError, ImageTooLargeError
+from thumbor_py.errors import ConfigError
 from thumbor_py.imaging import animation, formats, geometry, meta, output, trim
 from thumbor_py.imaging import filters as flt
 from thumbor_py.imaging.detection import SmartDetection, detection_size
+from thumbor_py.imaging.geometry import FocalPoint
 from thumbor_py.imaging.layout import (
     RESAMPLE,
     Layout,
@@ -34,8 +36,9 @@ from thumbor_py.imaging.layout import (
 )
 from thumbor_py.imaging.master import Master, MasterCache, MasterTooSmallError, PixelLoader
 from thumbor_py.imaging.output import Rendered
+from thumbor_py.imaging.plan import Budget, OutputOptions, RenderPlan
 from thumbor_py.negotiation import OutputChoice, output_format
-from thumbor_py.url import Crop, ImageRequest
+from thumbor_py.url import Crop, FilterCall, ImageRequest
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class Renderer:
         self._strict = config.strict_filters if strict_filters is None else strict_filters
         self._detection = SmartDetection(config)
         self._masters = MasterCache.from_config(config)
+        self._bind_calls = functools.lru_cache(maxsize=512)(self._bind_uncached)
 
     @property
     def masters(self) -> MasterCache | None:
@@ -81,48 +85,43 @@ class Renderer:
         return self._masters
 
     def _bind(self, request: ImageRequest) -> tuple[flt.BoundFilter, ...]:
+        """The URL's filters, parsed and bound once per distinct filter list (the three
+        calls a request makes, and every request with the same filters, share one)."""
+        return self._bind_calls(request.filters)
+
+    def _bind_uncached(self, calls: tuple[FilterCall, ...]) -> tuple[flt.BoundFilter, ...]:
         return flt.bind(
-            request.filters, registry=self._registry, allowed=self._allowed, strict=self._strict
+            calls,
+            registry=self._registry,
+            allowed=self._allowed,
+            strict=self._strict,
+            max_filters=self._config.max_filters,
         )
 
-    def _state(
-        self, request: ImageRequest, resources: Mapping[str, bytes] | None = None
-    ) -> flt.RenderState:
-        return flt.RenderState(
-            image=None,
-            geometry=resize_request(request, self._config),
-            source_format="",
-            quality=self._config.quality,
-            strip_exif=not self._config.preserve_exif,
-            source=request.source,
-            resources=resources or {},
-            max_pixels=self._config.max_pixels,
-            strict=self._strict,
-        )
+    def _plan(self, request: ImageRequest, bound: tuple[flt.BoundFilter, ...]) -> RenderPlan:
+        """The request's plan after its pre-load filters."""
+        plan = RenderPlan(source=request.source, geometry=resize_request(request, self._config))
+        return flt.apply_plan(bound, "pre_load", plan, strict=self._strict)
 
     def check_request(self, request: ImageRequest) -> None:
-        """Refuse, before any I/O, requests whose canvas alone is over the output limit and
-        (in strict mode) filters whose arguments do not parse."""
+        """Refuse, before any I/O, requests whose canvas alone is over the output limit,
+        too many filters and (in strict mode) filters whose arguments do not parse."""
         self._bind(request)
         width, height = request.width, request.height
         if isinstance(width, int) and isinstance(height, int):
-            self._check_output((width, height))
+            self._budget().check_canvas((width, height), "requested output")
 
     def sources(self, request: ImageRequest) -> Sources:
         """What the pipeline must load for ``request`` (runs the pre-load filters)."""
         bound = self._bind(request)
-        state = self._state(request)
-        flt.run_phase(bound, "pre_load", state)
+        plan = self._plan(request, bound)
         resources = dict.fromkeys(url for item in bound for url in item.resources)
-        return Sources(state.source, tuple(resources))
+        return Sources(plan.source, tuple(resources))
 
-    def _check_output(self, size: tuple[int, int], frames: int = 1) -> None:
-        limit = self._config.max_output_pixels
-        if size[0] * size[1] * frames > limit:
-            raise ImageTooLargeError(
-                f"requested output {size[0]}x{size[1]} ({frames} frame(s)) is over the "
-                f"{limit}-pixel limit"
-            )
+    def _budget(self, frames: int = 1, deadline: float | None = None) -> Budget:
+        return Budget(
+            max_output_pixels=self._config.max_output_pixels, frames=frames, deadline=deadline
+        )
 
     def render_master(
         self,
@@ -151,6 +150,7 @@ class Renderer:
         resources: Mapping[str, bytes] | None = None,
         master: Master | None = None,
         master_key: str | None = None,
+        deadline: float | None = None,
     ) -> Rendered:
         """Render ``request`` from the source bytes ``data``.
 
@@ -158,35 +158,58 @@ class Renderer:
         the source is known. ``resources`` holds the bytes of :meth:`sources`' resources.
         With ``master_key``, the decode may keep a master of the source under that key;
         with ``master``, that master replaces ``data`` (see :meth:`render_master`).
+        ``deadline`` (a :func:`time.monotonic` value) is checked between the big steps,
+        frames and filters: past it, the render stops with ``DeadlineExceededError``.
         """
-        config = self._config
         bound = self._bind(request)
-        state = self._state(request, resources)
-        flt.run_phase(bound, "pre_load", state)
+        budget = self._budget(deadline=deadline)
+        plan = self._plan(request, bound)
+        budget.checkpoint()
         opened = master.opened if master is not None else self._open(data)
-        state.source_format = opened.format
-        state.oriented_size = opened.oriented_size
-        flt.run_phase(bound, "after_load", state)
-        output = geometry.output_size(state.geometry, opened.oriented_size)
-        self._check_output(output, opened.frames)
+        job = self._job(request, bound, plan, opened, budget.for_frames(opened.frames))
+        job = dataclasses.replace(job, resources=resources or {})
         operations = meta.Operations()
-        smart = self._smart_key(request, state, bound, opened, data)
+        smart, job = self._smart_key(job, data)
         if request.meta and request.trim is None and smart is None:
-            layout = layout_for(request, state, opened.oriented_size, config)
-            return _meta_response(request, opened, state, bound, operations, layout)
-        pixels = self._pixels(master, master_key)
-        decoded = _decode(request, opened, state, operations, config, pixels)
-        decoded, failed = self._detect(smart, decoded, state, data)
+            layout = layout_for(request, job.plan, opened.oriented_size, self._config)
+            return _meta_response(job, operations, layout)
+        job.budget.checkpoint()
+        decoded = _decode(job, operations, self._config, self._pixels(master, master_key))
+        job.budget.checkpoint()
+        decoded, job, failed = self._detect(smart, decoded, job, data)
         if request.meta:
-            rendered = _meta_response(request, opened, state, bound, operations, decoded.layout)
+            rendered = _meta_response(job, operations, decoded.layout)
         else:
             record(decoded.layout, request, operations)
-            rendered = self._produce(decoded, request, state, bound, opened, format_class)
+            rendered = self._produce(decoded, job, format_class)
         if failed:  # not stored, not cached for long (Thumbor's MAX_AGE_TEMP_IMAGE)
             return dataclasses.replace(
-                rendered, cacheable=False, max_age=config.detection_error_max_age
+                rendered, cacheable=False, max_age=self._config.detection_error_max_age
             )
         return rendered
+
+    def _job(
+        self,
+        request: ImageRequest,
+        bound: tuple[flt.BoundFilter, ...],
+        plan: RenderPlan,
+        opened: formats.Opened,
+        budget: Budget,
+    ) -> _Job:
+        """The after-load plan and the output options; refuses (400) what the URL can be
+        known to produce over the output budget before any pixel is decoded."""
+        plan = dataclasses.replace(
+            plan, source_format=opened.format, oriented_size=opened.oriented_size
+        )
+        plan = flt.apply_plan(bound, "after_load", plan, strict=self._strict)
+        budget.check_canvas(geometry.output_size(plan.geometry, opened.oriented_size))
+        if any(item.spec.grows for item in bound):  # fill(), upscale(): up to the box
+            budget.check_canvas(plan.requested_size((1, 1)), "requested box")
+        options = OutputOptions(
+            quality=self._config.quality, strip_exif=not self._config.preserve_exif
+        )
+        options = flt.apply_options(bound, options, strict=self._strict)
+        return _Job(request, opened, plan, options, bound, budget, self._strict, self._config)
 
     def _open(self, data: bytes) -> formats.Opened:
         config = self._config
@@ -204,37 +227,30 @@ class Renderer:
             return self._masters.loader(key)
         return formats.load_pixels
 
-    def _smart_key(
-        self,
-        request: ImageRequest,
-        state: flt.RenderState,
-        bound: tuple[flt.BoundFilter, ...],
-        opened: formats.Opened,
-        data: bytes,
-    ) -> Hashable | None:
+    def _smart_key(self, job: _Job, data: bytes) -> tuple[Hashable | None, _Job]:
         """The detection cache key when this render must detect; None when it need not, or
-        when the cache already knew the points (they are in ``state.focal_points`` then)."""
-        if not (request.smart and self._detection.enabled) or state.focal_points:
-            return None  # focal() and extract_focal() points win over detection
+        when the cache already knew the points (they are in the returned plan then)."""
+        request, plan = job.request, job.plan
+        if not (request.smart and self._detection.enabled) or plan.focal_points:
+            return None, job  # focal() and extract_focal() points win over detection
         shows_points = request.meta or request.debug or request.trim is not None
-        if not shows_points and not any(item.spec.name == "red_eye" for item in bound):
-            layout = layout_for(request, state, opened.oriented_size, self._config)
+        if not shows_points and not any(item.spec.name == "red_eye" for item in job.bound):
+            layout = layout_for(request, plan, job.opened.oriented_size, self._config)
             if layout.plan.auto_crop is None:
-                return None  # fit-in, stretch or the same aspect ratio: nothing to centre
-        key = self._detection.key(state.source, data, opened.oriented_size, request.trim)
+                return None, job  # fit-in, stretch or the same aspect ratio: nothing to centre
+        key = self._detection.key(plan.source, data, job.opened.oriented_size, request.trim)
         cached = self._detection.cached(key)
         if cached is None:
-            return key
-        state.focal_points.extend(cached)
-        return None
+            return key, job
+        return None, job.with_points(cached)
 
     def _detect(
-        self, key: Hashable | None, decoded: _Decoded, state: flt.RenderState, data: bytes
-    ) -> tuple[_Decoded, bool]:
+        self, key: Hashable | None, decoded: _Decoded, job: _Job, data: bytes
+    ) -> tuple[_Decoded, _Job, bool]:
         """Detect focal points and re-plan around them; the flag is True when detection
         failed (the default crop stays: a detector error never fails the request)."""
         if key is None:
-            return decoded, False
+            return decoded, job, False
 
         def image() -> Image.Image:
             return self._detection_image(decoded, data)
@@ -242,10 +258,10 @@ class Renderer:
         try:
             points = self._detection.detect(image, decoded.layout.work_size, key)
         except Exception:
-            log.exception("smart detection failed on %s; using the default crop", state.source)
-            return decoded, True
-        state.focal_points.extend(points)
-        return dataclasses.replace(decoded, layout=refocus(decoded.layout, state)), False
+            log.exception("smart detection failed on %s; using the default crop", job.plan.source)
+            return decoded, job, True
+        job = job.with_points(points)
+        return dataclasses.replace(decoded, layout=refocus(decoded.layout, job.plan)), job, False
 
     def _detection_image(self, decoded: _Decoded, data: bytes) -> Image.Image:
         """The decoded image; or, when it was drafted below the detection budget, the source
@@ -263,51 +279,72 @@ class Renderer:
         size = detection_size(opened.oriented_size, config.detection_pixels)
         return formats.normalize_mode(formats.load_pixels(opened, size))
 
-    def _produce(
-        self,
-        decoded: _Decoded,
-        request: ImageRequest,
-        state: flt.RenderState,
-        bound: tuple[flt.BoundFilter, ...],
-        opened: formats.Opened,
-        format_class: str,
-    ) -> Rendered:
+    def _produce(self, decoded: _Decoded, job: _Job, format_class: str) -> Rendered:
         """Geometry and post-transform filters for each frame, then encoding."""
-        layout = decoded.layout
-        state.map_point = point_mapper(layout, request, opened.oriented_size)
-        first = _filtered(decoded.images[0], layout, request, state, bound)
+        layout, opened = decoded.layout, job.opened
+        ctx = job.context(point_mapper(layout, job.request, opened.oriented_size))
+        first = _filtered(decoded.images[0], layout, job, ctx)
         choice = OutputChoice(
-            requested=state.format,
+            requested=job.options.format,
             format_class=format_class,
             source_format=opened.format,
             image=first,
             animated=len(decoded.images) > 1,
             auto_png_to_jpg=(
                 self._config.auto_png_to_jpg
-                if state.auto_png_to_jpg is None
-                else state.auto_png_to_jpg
+                if job.options.auto_png_to_jpg is None
+                else job.options.auto_png_to_jpg
             ),
         )
         fmt = output_format(choice, self._config)
         frames = [first]
         if fmt in formats.ANIMATED_FORMATS:
             for image in decoded.images[1:]:
-                frame = _filtered(image, layout, request, state, bound)
+                frame = _filtered(image, layout, job, ctx)
                 frames.append(frame if frame.size == first.size else frame.resize(first.size))
+        job.budget.checkpoint()
         timing = output.Timing(decoded.durations, decoded.loop)
-        return output.encode(state, opened, frames, fmt, timing, self._config)
+        return output.encode(job.options, opened, frames, fmt, timing, self._config, job.budget)
 
 
-def _filtered(
-    image: Image.Image,
-    layout: Layout,
-    request: ImageRequest,
-    state: flt.RenderState,
-    bound: tuple[flt.BoundFilter, ...],
-) -> Image.Image:
-    state.image = finish(image, layout, request, state)
-    flt.run_phase(bound, "post_transform", state)
-    return state.pixels
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One render's fixed inputs: the request, the source header, the plan, the output
+    options, the bound filters and the budget (replaced, never changed)."""
+
+    request: ImageRequest
+    opened: formats.Opened
+    plan: RenderPlan
+    options: OutputOptions
+    bound: tuple[flt.BoundFilter, ...]
+    budget: Budget
+    strict: bool
+    config: ImagingConfig
+    resources: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+
+    def with_points(self, points: tuple[FocalPoint, ...] | list[FocalPoint]) -> _Job:
+        """This job with ``points`` added to the plan's focal points."""
+        plan = dataclasses.replace(self.plan, focal_points=(*self.plan.focal_points, *points))
+        return dataclasses.replace(self, plan=plan)
+
+    def context(
+        self, map_point: Callable[[float, float], tuple[float, float]] | None = None
+    ) -> flt.FilterContext:
+        """What the pixel filters may read."""
+        return flt.FilterContext(
+            plan=self.plan,
+            budget=self.budget,
+            resources=self.resources,
+            max_pixels=self.config.max_pixels,
+            max_kernel_size=self.config.max_kernel_size,
+            map_point=map_point,
+        )
+
+
+def _filtered(image: Image.Image, layout: Layout, job: _Job, ctx: flt.FilterContext) -> Image.Image:
+    job.budget.checkpoint()
+    image = finish(image, layout, job.request, job.plan)
+    return flt.apply_pixels(job.bound, image, ctx, strict=job.strict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,21 +358,20 @@ class _Decoded:
 
 
 def _decode(
-    request: ImageRequest,
-    opened: formats.Opened,
-    state: flt.RenderState,
+    job: _Job,
     operations: meta.Operations,
     config: ImagingConfig,
     pixels: PixelLoader = formats.load_pixels,
 ) -> _Decoded:
     """Decode (drafting JPEGs when the output is smaller, every frame of an animation),
     normalise the colour mode and trim; return the frames and their layout."""
+    request, opened = job.request, job.opened
     size = opened.oriented_size
-    layout = layout_for(request, state, size, config)
+    layout = layout_for(request, job.plan, size, config)
     durations: tuple[int, ...] = ()
     loop = None
     if opened.animated:
-        frames = animation.read_frames(opened)
+        frames = animation.read_frames(opened, job.budget.checkpoint)
         images, durations, loop = frames.frames, frames.durations, frames.loop
     else:
         skip_draft = request.debug or request.trim is not None
@@ -343,19 +379,19 @@ def _decode(
         images = [pixels(opened, draft)]
     images = [formats.normalize_mode(image) for image in images]
     if request.trim is not None:
-        images, layout = _trimmed(images, request, state, operations, layout, config)
+        images, layout = _trimmed(images, job, operations, layout, config)
     scale = (images[0].size[0] / layout.work_size[0], images[0].size[1] / layout.work_size[1])
     return _Decoded(images, dataclasses.replace(layout, scale=scale), durations, loop)
 
 
 def _trimmed(
     images: list[Image.Image],
-    request: ImageRequest,
-    state: flt.RenderState,
+    job: _Job,
     operations: meta.Operations,
     layout: Layout,
     config: ImagingConfig,
 ) -> tuple[list[Image.Image], Layout]:
+    request = job.request
     assert request.trim is not None
     size = images[0].size
     if layout.work_size != size:
@@ -374,27 +410,20 @@ def _trimmed(
                 crop.right - box.left,
                 crop.bottom - box.top,
             )
-    return images, layout_for(request, state, images[0].size, config, crop, trimmed=True)
+    return images, layout_for(request, job.plan, images[0].size, config, crop, trimmed=True)
 
 
-def _meta_response(
-    request: ImageRequest,
-    opened: formats.Opened,
-    state: flt.RenderState,
-    bound: tuple[flt.BoundFilter, ...],
-    operations: meta.Operations,
-    layout: Layout,
-) -> Rendered:
+def _meta_response(job: _Job, operations: meta.Operations, layout: Layout) -> Rendered:
     """Thumbor's ``meta/`` JSON; size-changing filters run on a 1-bit placeholder."""
+    request = job.request
     record(layout, request, operations)
     target = operations.target(layout.work_size)
     engine_size = (int(target[0]), int(target[1]))
-    if any(item.spec.meta and item.spec.phase == "post_transform" for item in bound):
-        state.meta = True
-        state.image = Image.new("1", (max(engine_size[0], 1), max(engine_size[1], 1)))
-        flt.run_phase(bound, "post_transform", state)
-        engine_size = state.pixels.size
-    body = meta.meta_body(request.source, opened.frames, operations, target, engine_size)
+    if any(item.spec.meta and item.spec.phase == "post_transform" for item in job.bound):
+        image = Image.new("1", (max(engine_size[0], 1), max(engine_size[1], 1)))
+        image = flt.apply_pixels(job.bound, image, job.context(), strict=job.strict, meta=True)
+        engine_size = image.size
+    body = meta.meta_body(request.source, job.opened.frames, operations, target, engine_size)
     return Rendered(
-        data=body, content_type="application/json", width=0, height=0, max_age=state.max_age
+        data=body, content_type="application/json", width=0, height=0, max_age=job.options.max_age
     )

@@ -9,14 +9,14 @@ import math
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, UnidentifiedImageError
 
-from thumbor_py.errors import FilterArgumentError
+from thumbor_py.errors import FilterArgumentError, FilterError
 from thumbor_py.imaging import pixels
 from thumbor_py.imaging.filters import (
     BOOLEAN,
     IMAGE_URL,
     POSITIVE_NUMBER,
     Arg,
-    RenderState,
+    FilterContext,
     image_filter,
 )
 
@@ -25,6 +25,9 @@ _POSITION = Arg(r"(?:-?\d+p?)|center|repeat", str)
 _RATIO = Arg(r"(?:-?\d+)|none", str)
 _RADIUS = Arg(r"[\d]+(?:\|[\d]+)?", str)
 _SUPERSAMPLE = 4
+# A nine-patch has nine cells; a few stretch regions per side is plenty. Each cell is a
+# resize and a composite, so a patch striped pixel by pixel must not mean millions of them.
+_MAX_CELLS = 1024
 
 
 def parse_color(name: str) -> tuple[int, int, int, int]:
@@ -47,11 +50,13 @@ def mean_color(image: Image.Image) -> tuple[int, int, int, int]:
     return (red, green, blue, 255)
 
 
-@image_filter(_WORD, BOOLEAN)
-def fill(state: RenderState, color: str, fill_transparent: bool = False) -> None:
+@image_filter(_WORD, BOOLEAN, grows=True)
+def fill(
+    image: Image.Image, ctx: FilterContext, color: str, fill_transparent: bool = False
+) -> Image.Image:
     """``fill(color|auto|blur|transparent[,fill_transparent])``: pad to the requested box."""
-    image = state.pixels
-    target = state.requested_size
+    target = ctx.requested_size(image)
+    ctx.check_canvas(target, "fill() output")
     if color == "blur":
         background = pixels.blur(image.convert("RGBA"), 50).resize(target, Image.Resampling.LANCZOS)
     else:
@@ -63,7 +68,7 @@ def fill(state: RenderState, color: str, fill_transparent: bool = False) -> None
         _composite(background, overlay, position)
     else:
         background.paste(overlay, position)
-    state.image = _keep_opaque(background, image)
+    return _keep_opaque(background, image)
 
 
 def _keep_opaque(result: Image.Image, original: Image.Image) -> Image.Image:
@@ -87,22 +92,27 @@ def _composite(base: Image.Image, overlay: Image.Image, position: tuple[int, int
 
 
 @image_filter(_WORD)
-def background_color(state: RenderState, color: str) -> None:
+def background_color(image: Image.Image, ctx: FilterContext, color: str) -> Image.Image:
     """``background_color(color)``: composite a transparent image onto a solid colour."""
-    image = state.pixels
     if not pixels.has_alpha(image):
-        return
+        return image
     background = Image.new("RGBA", image.size, parse_color(color))
     background.alpha_composite(image.convert("RGBA"))
-    state.image = background
+    return background
 
 
 @image_filter(_RADIUS, POSITIVE_NUMBER, POSITIVE_NUMBER, POSITIVE_NUMBER, BOOLEAN)
 def round_corner(
-    state: RenderState, radius: str, red: int, green: int, blue: int, transparent: bool = False
-) -> None:
+    image: Image.Image,
+    ctx: FilterContext,
+    radius: str,
+    red: int,
+    green: int,
+    blue: int,
+    transparent: bool = False,
+) -> Image.Image:
     """``round_corner(a[|b],r,g,b[,transparent])``: elliptic corners in a colour (or clear)."""
-    image = pixels.as_rgb(state.pixels)
+    image = pixels.as_rgb(image)
     if transparent:
         image = image.convert("RGBA")
     width, height = image.size
@@ -110,7 +120,7 @@ def round_corner(
     a_radius = min(int(a_text), width // 2)
     b_radius = min(int(b_text or a_text), height // 2)
     if a_radius <= 0 or b_radius <= 0:
-        return
+        return image
     mask = _corner_mask(width, height, a_radius, b_radius)
     colour = Image.new(image.mode, image.size, (red, green, blue, 255)[: len(image.mode)])
     result = Image.composite(image, colour, mask)
@@ -118,7 +128,7 @@ def round_corner(
         alpha = Image.new("L", image.size, 0)
         alpha.paste(image.getchannel("A"), mask=mask)
         result.putalpha(alpha)
-    state.image = result
+    return result
 
 
 def _corner_mask(width: int, height: int, a_radius: int, b_radius: int) -> Image.Image:
@@ -134,14 +144,14 @@ def _corner_mask(width: int, height: int, a_radius: int, b_radius: int) -> Image
     return mask
 
 
-def open_resource(state: RenderState, url: str) -> Image.Image | None:
+def open_resource(ctx: FilterContext, url: str) -> Image.Image | None:
     """The image another filter argument names, decoded as RGBA; None when unavailable."""
-    data = state.resources.get(url)
+    data = ctx.resources.get(url)
     if data is None:
         return None
     try:
         with Image.open(io.BytesIO(data)) as source:
-            if source.size[0] * source.size[1] > state.max_pixels:
+            if source.size[0] * source.size[1] > ctx.max_pixels:
                 raise FilterArgumentError(f"{url}: over the pixel limit")
             return source.convert("RGBA")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -150,30 +160,30 @@ def open_resource(state: RenderState, url: str) -> Image.Image | None:
 
 @image_filter(IMAGE_URL, _POSITION, _POSITION, POSITIVE_NUMBER, _RATIO, _RATIO)
 def watermark(
-    state: RenderState,
+    image: Image.Image,
+    ctx: FilterContext,
     url: str,
     x: str,
     y: str,
     alpha: int,
     w_ratio: str = "none",
     h_ratio: str = "none",
-) -> None:
+) -> Image.Image:
     """``watermark(image,x,y,alpha[,w_ratio,h_ratio])``: overlay another image.
 
     ``x``/``y`` are pixels (negative counts from the right/bottom), ``Np`` percentages,
     ``center`` or ``repeat``; ``alpha`` is 0 (opaque) to 100 (invisible); the ratios are
     the largest share (%) of the image the watermark may cover.
     """
-    mark = open_resource(state, url)
+    mark = open_resource(ctx, url)
     if mark is None:
-        return
-    image = state.pixels
+        return image
     mark.putalpha(mark.getchannel("A").point(_shift_lut(-pixels.cdiv(255 * alpha, 100))))
     mark = _fit_mark(mark, image.size, _ratio(w_ratio), _ratio(h_ratio))
     base = image.convert("RGBA")
     for position in _positions(image.size, mark.size, x, y):
         _composite(base, mark, position)
-    state.image = base if pixels.has_alpha(image) else base.convert("RGB")
+    return base if pixels.has_alpha(image) else base.convert("RGB")
 
 
 def _shift_lut(delta: int) -> list[int]:
@@ -250,21 +260,24 @@ def _repeat(tiles: tuple[int, int], mark: int) -> list[int]:
 
 
 @image_filter(IMAGE_URL)
-def frame(state: RenderState, url: str) -> None:
+def frame(image: Image.Image, ctx: FilterContext, url: str) -> Image.Image:
     """``frame(image)``: draw a nine-patch around the image (padded to its content box)."""
-    patch = open_resource(state, url)
+    patch = open_resource(ctx, url)
     if patch is None:
-        return
+        return image
     if patch.size[0] < 3 or patch.size[1] < 3:
         raise FilterArgumentError(f"frame: {url} is too small to be a nine-patch")
     marks = pixels.to_array(patch)
     stretchy = (marks[:, :, :3].max(axis=2) == 0) & (marks[:, :, 3] == 255)
     left, top, right, bottom = _padding(stretchy)
-    image = state.pixels.convert("RGBA")
-    target = Image.new("RGBA", (image.size[0] + left + right, image.size[1] + top + bottom), "#fff")
-    target.alpha_composite(image, (left, top))
-    columns = _cells(stretchy[0, 1:-1], target.size[0])
-    rows = _cells(stretchy[1:-1, 0], target.size[1])
+    size = (image.size[0] + left + right, image.size[1] + top + bottom)
+    ctx.check_canvas(size, "frame() output")
+    columns = _cells(stretchy[0, 1:-1], size[0])
+    rows = _cells(stretchy[1:-1, 0], size[1])
+    if len(columns) * len(rows) > _MAX_CELLS:
+        raise FilterError(f"frame: {url} has more than {_MAX_CELLS} nine-patch cells")
+    target = Image.new("RGBA", size, "#fff")
+    target.alpha_composite(image.convert("RGBA"), (left, top))
     for src_y, src_h, dst_y, dst_h in rows:
         for src_x, src_w, dst_x, dst_w in columns:
             if dst_w <= 0 or dst_h <= 0:
@@ -272,7 +285,7 @@ def frame(state: RenderState, url: str) -> None:
             cell = patch.crop((src_x + 1, src_y + 1, src_x + 1 + src_w, src_y + 1 + src_h))
             cell = cell.resize((dst_w, dst_h), Image.Resampling.BILINEAR)
             _composite(target, cell, (dst_x, dst_y))
-    state.image = target
+    return target
 
 
 def _padding(stretchy: np.ndarray) -> tuple[int, int, int, int]:  # type: ignore[type-arg]
