@@ -11,7 +11,6 @@ change the numbers much. Sources are generated once into a temporary directory.
 from __future__ import annotations
 
 import argparse
-import io
 import multiprocessing
 import resource
 import tempfile

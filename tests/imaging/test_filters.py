@@ -20,8 +20,8 @@ from thumbor_py.imaging.filters import (
     bind,
     build_registry,
 )
-from thumbor_py.imaging.plan import Budget
 from thumbor_py.imaging.geometry import FocalPoint, ResizeRequest
+from thumbor_py.imaging.plan import Budget
 from thumbor_py.url import parse_filters
 
 REGISTRY = build_registry()

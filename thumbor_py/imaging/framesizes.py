@@ -16,8 +16,10 @@ from thumbor_py.errors import ImageDecodeError, ImageTooLargeError
 
 _GIF_EXTENSION = 0x21
 _GIF_IMAGE = 0x2C
-# Formats whose frames all share the first frame's canvas (WebP, APNG, AVIF animations).
-_ONE_CANVAS = frozenset({"WEBP", "PNG", "AVIF", "HEIF"})
+_GIF_TRAILER = 0x3B
+# Multi-page formats whose pages each have their own size, and whose seek reads headers
+# only; the frames of other formats (WebP, APNG, AVIF, FLI animations) share one canvas.
+_PER_PAGE = frozenset({"TIFF", "MPO", "DCX", "PSD"})
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
@@ -44,11 +46,11 @@ def frame_sizes(image: Image.Image, data: bytes, frames: int) -> Iterator[tuple[
     """The canvas size of each frame, as Pillow will decode it, without decoding."""
     if image.format == "GIF":
         yield from gif_canvas_sizes(data)
-    elif frames <= 1 or image.format in _ONE_CANVAS:
+    elif frames > 1 and image.format in _PER_PAGE:
+        yield from _seek_sizes(image, frames)
+    else:
         for _ in range(frames):
             yield image.size
-    else:
-        yield from _seek_sizes(image, frames)
 
 
 def _seek_sizes(image: Image.Image, frames: int) -> Iterator[tuple[int, int]]:
@@ -82,8 +84,10 @@ def gif_canvas_sizes(data: bytes) -> Iterator[tuple[int, int]]:
             offset = _skip_blocks(data, offset + 1)  # after the LZW minimum code size
         elif kind == _GIF_EXTENSION:
             offset = _skip_blocks(data, offset + 2)
-        else:  # the trailer, or bytes Pillow would stop at too
+        elif kind == _GIF_TRAILER:
             return
+        else:  # Pillow skips a stray byte and reads on: so must we, or a frame hides
+            offset += 1
 
 
 def _skip_blocks(data: bytes, offset: int) -> int:

@@ -23,6 +23,10 @@ IDENTITY: Lut = list(range(256))
 # The work (non-zero taps x pixels) a NumPy convolution may take: about a second of CPU.
 MAX_TAP_PIXELS = 30_000_000
 _PILLOW_KERNEL = 5
+# NumPy filters work on strips of about this many pixels, so their float copies stay small
+# (a 40-megapixel output as one float32 RGBA array would be 640 MB).
+STRIP_PIXELS = 1_000_000
+_MIN_STRIP_ROWS = 64
 
 
 def cdiv(numerator: int, denominator: int) -> int:
@@ -57,6 +61,38 @@ def apply_luts(image: Image.Image, red: Lut, green: Lut, blue: Lut) -> Image.Ima
     image = as_rgb(image)
     tables = red + green + blue + (IDENTITY if image.mode == "RGBA" else [])
     return image.point(tables)
+
+
+def in_strips(
+    image: Image.Image,
+    function: Callable[[Image.Image], Image.Image],
+    *,
+    support: int = 0,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> Image.Image:
+    """``function`` applied to horizontal strips of ``image``, the results pasted together.
+
+    ``function`` must keep the size, and each output row may depend on input rows at most
+    ``support`` away: every strip is cut with that many extra rows above and below, then
+    trimmed, so the result is the same as one call on the whole image. ``checkpoint`` runs
+    before each strip.
+    """
+    width, height = image.size
+    rows = max(_MIN_STRIP_ROWS, STRIP_PIXELS // max(width, 1))
+    if rows >= height:
+        checkpoint()
+        return function(image)
+    out: Image.Image | None = None
+    for top in range(0, height, rows):
+        checkpoint()
+        bottom = min(top + rows, height)
+        low, high = max(top - support, 0), min(bottom + support, height)
+        done = function(image.crop((0, low, width, high)))
+        if out is None:
+            out = Image.new(done.mode, image.size)
+        out.paste(done.crop((0, top - low, width, bottom - low)), (0, top))
+    assert out is not None
+    return out
 
 
 def to_array(image: Image.Image) -> ByteArray:
@@ -165,10 +201,15 @@ def blur(image: Image.Image, radius: int, sigma: float = 0.0) -> Image.Image:
 
     Thumbor convolves with ``2*radius+1`` taps (radius capped at 150), which costs a pass
     per tap; Pillow's extended box blur costs the same for any radius. The spread is capped
-    at the image's longer side: beyond that every blur looks the same.
+    at the image's longer side: beyond that every blur looks the same. ``blur(1)`` is
+    Thumbor's kernel itself, as one 3x3 pass.
     """
     radius = min(radius, 150)
-    spread = min(kernel_spread(radius, sigma or float(radius)), float(max(image.size)))
+    sigma = sigma or float(radius)
+    if radius == 1:  # three taps: a box blur is a poor stand-in, and the exact 3x3 is cheap
+        weights = gaussian_kernel(radius, sigma)
+        return _pillow_convolve(as_rgb(image), np.outer(weights, weights))
+    spread = min(kernel_spread(radius, sigma), float(max(image.size)))
     return as_rgb(image).filter(ImageFilter.GaussianBlur(spread))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 from PIL import Image
@@ -19,26 +19,16 @@ from PIL import Image
 from thumbor_py import metrics
 from thumbor_py.config import ImagingConfig
 from thumbor_py.errors import ConfigError
-from thumbor_py.imaging import animation, formats, geometry, meta, output, trim
 from thumbor_py.imaging import filters as flt
+from thumbor_py.imaging import formats, geometry, meta, output
 from thumbor_py.imaging.detection import SmartDetection, detection_size
-from thumbor_py.imaging.geometry import FocalPoint
-from thumbor_py.imaging.layout import (
-    RESAMPLE,
-    Layout,
-    draft_size,
-    finish,
-    layout_for,
-    point_mapper,
-    record,
-    refocus,
-    resize_request,
-)
+from thumbor_py.imaging.job import Decoded, Job, decode, filtered, meta_response
+from thumbor_py.imaging.layout import layout_for, point_mapper, record, refocus, resize_request
 from thumbor_py.imaging.master import Master, MasterCache, MasterTooSmallError, PixelLoader
 from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.plan import Budget, OutputOptions, RenderPlan
 from thumbor_py.negotiation import OutputChoice, output_format
-from thumbor_py.url import Crop, FilterCall, ImageRequest
+from thumbor_py.url import FilterCall, ImageRequest
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +162,13 @@ class Renderer:
         smart, job = self._smart_key(job, data)
         if request.meta and request.trim is None and smart is None:
             layout = layout_for(request, job.plan, opened.oriented_size, self._config)
-            return _meta_response(job, operations, layout)
+            return meta_response(job, operations, layout)
         job.budget.checkpoint()
-        decoded = _decode(job, operations, self._config, self._pixels(master, master_key))
+        decoded = decode(job, operations, self._config, self._pixels(master, master_key))
         job.budget.checkpoint()
         decoded, job, failed = self._detect(smart, decoded, job, data)
         if request.meta:
-            rendered = _meta_response(job, operations, decoded.layout)
+            rendered = meta_response(job, operations, decoded.layout)
         else:
             record(decoded.layout, request, operations)
             rendered = self._produce(decoded, job, format_class)
@@ -195,7 +185,7 @@ class Renderer:
         plan: RenderPlan,
         opened: formats.Opened,
         budget: Budget,
-    ) -> _Job:
+    ) -> Job:
         """The after-load plan and the output options; refuses (400) what the URL can be
         known to produce over the output budget before any pixel is decoded."""
         plan = dataclasses.replace(
@@ -204,12 +194,13 @@ class Renderer:
         plan = flt.apply_plan(bound, "after_load", plan, strict=self._strict)
         budget.check_canvas(geometry.output_size(plan.geometry, opened.oriented_size))
         if any(item.spec.grows for item in bound):  # fill(), upscale(): up to the box
-            budget.check_canvas(plan.requested_size((1, 1)), "requested box")
+            output_size = geometry.output_size(plan.geometry, opened.oriented_size)
+            budget.check_canvas(plan.requested_size(output_size), "requested box")
         options = OutputOptions(
             quality=self._config.quality, strip_exif=not self._config.preserve_exif
         )
         options = flt.apply_options(bound, options, strict=self._strict)
-        return _Job(request, opened, plan, options, bound, budget, self._strict, self._config)
+        return Job(request, opened, plan, options, bound, budget, self._strict, self._config)
 
     def _open(self, data: bytes) -> formats.Opened:
         config = self._config
@@ -227,7 +218,7 @@ class Renderer:
             return self._masters.loader(key)
         return formats.load_pixels
 
-    def _smart_key(self, job: _Job, data: bytes) -> tuple[Hashable | None, _Job]:
+    def _smart_key(self, job: Job, data: bytes) -> tuple[Hashable | None, Job]:
         """The detection cache key when this render must detect; None when it need not, or
         when the cache already knew the points (they are in the returned plan then)."""
         request, plan = job.request, job.plan
@@ -245,8 +236,8 @@ class Renderer:
         return None, job.with_points(cached)
 
     def _detect(
-        self, key: Hashable | None, decoded: _Decoded, job: _Job, data: bytes
-    ) -> tuple[_Decoded, _Job, bool]:
+        self, key: Hashable | None, decoded: Decoded, job: Job, data: bytes
+    ) -> tuple[Decoded, Job, bool]:
         """Detect focal points and re-plan around them; the flag is True when detection
         failed (the default crop stays: a detector error never fails the request)."""
         if key is None:
@@ -263,7 +254,7 @@ class Renderer:
         job = job.with_points(points)
         return dataclasses.replace(decoded, layout=refocus(decoded.layout, job.plan)), job, False
 
-    def _detection_image(self, decoded: _Decoded, data: bytes) -> Image.Image:
+    def _detection_image(self, decoded: Decoded, data: bytes) -> Image.Image:
         """The decoded image; or, when it was drafted below the detection budget, the source
         decoded again at that size, so the points do not depend on which size came first."""
         image, work = decoded.images[0], decoded.layout.work_size
@@ -279,11 +270,11 @@ class Renderer:
         size = detection_size(opened.oriented_size, config.detection_pixels)
         return formats.normalize_mode(formats.load_pixels(opened, size))
 
-    def _produce(self, decoded: _Decoded, job: _Job, format_class: str) -> Rendered:
+    def _produce(self, decoded: Decoded, job: Job, format_class: str) -> Rendered:
         """Geometry and post-transform filters for each frame, then encoding."""
         layout, opened = decoded.layout, job.opened
         ctx = job.context(point_mapper(layout, job.request, opened.oriented_size))
-        first = _filtered(decoded.images[0], layout, job, ctx)
+        first = filtered(decoded.images[0], layout, job, ctx)
         choice = OutputChoice(
             requested=job.options.format,
             format_class=format_class,
@@ -300,130 +291,8 @@ class Renderer:
         frames = [first]
         if fmt in formats.ANIMATED_FORMATS:
             for image in decoded.images[1:]:
-                frame = _filtered(image, layout, job, ctx)
+                frame = filtered(image, layout, job, ctx)
                 frames.append(frame if frame.size == first.size else frame.resize(first.size))
         job.budget.checkpoint()
         timing = output.Timing(decoded.durations, decoded.loop)
         return output.encode(job.options, opened, frames, fmt, timing, self._config, job.budget)
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """One render's fixed inputs: the request, the source header, the plan, the output
-    options, the bound filters and the budget (replaced, never changed)."""
-
-    request: ImageRequest
-    opened: formats.Opened
-    plan: RenderPlan
-    options: OutputOptions
-    bound: tuple[flt.BoundFilter, ...]
-    budget: Budget
-    strict: bool
-    config: ImagingConfig
-    resources: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
-
-    def with_points(self, points: tuple[FocalPoint, ...] | list[FocalPoint]) -> _Job:
-        """This job with ``points`` added to the plan's focal points."""
-        plan = dataclasses.replace(self.plan, focal_points=(*self.plan.focal_points, *points))
-        return dataclasses.replace(self, plan=plan)
-
-    def context(
-        self, map_point: Callable[[float, float], tuple[float, float]] | None = None
-    ) -> flt.FilterContext:
-        """What the pixel filters may read."""
-        return flt.FilterContext(
-            plan=self.plan,
-            budget=self.budget,
-            resources=self.resources,
-            max_pixels=self.config.max_pixels,
-            max_kernel_size=self.config.max_kernel_size,
-            map_point=map_point,
-        )
-
-
-def _filtered(image: Image.Image, layout: Layout, job: _Job, ctx: flt.FilterContext) -> Image.Image:
-    job.budget.checkpoint()
-    image = finish(image, layout, job.request, job.plan)
-    return flt.apply_pixels(job.bound, image, ctx, strict=job.strict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Decoded:
-    """The decoded (and trimmed) frames, their layout, and the animation timing."""
-
-    images: list[Image.Image]
-    layout: Layout
-    durations: tuple[int, ...] = ()
-    loop: int | None = None
-
-
-def _decode(
-    job: _Job,
-    operations: meta.Operations,
-    config: ImagingConfig,
-    pixels: PixelLoader = formats.load_pixels,
-) -> _Decoded:
-    """Decode (drafting JPEGs when the output is smaller, every frame of an animation),
-    normalise the colour mode and trim; return the frames and their layout."""
-    request, opened = job.request, job.opened
-    size = opened.oriented_size
-    layout = layout_for(request, job.plan, size, config)
-    durations: tuple[int, ...] = ()
-    loop = None
-    if opened.animated:
-        frames = animation.read_frames(opened, job.budget.checkpoint)
-        images, durations, loop = frames.frames, frames.durations, frames.loop
-    else:
-        skip_draft = request.debug or request.trim is not None
-        draft = None if skip_draft else draft_size(size, layout)
-        images = [pixels(opened, draft)]
-    images = [formats.normalize_mode(image) for image in images]
-    if request.trim is not None:
-        images, layout = _trimmed(images, job, operations, layout, config)
-    scale = (images[0].size[0] / layout.work_size[0], images[0].size[1] / layout.work_size[1])
-    return _Decoded(images, dataclasses.replace(layout, scale=scale), durations, loop)
-
-
-def _trimmed(
-    images: list[Image.Image],
-    job: _Job,
-    operations: meta.Operations,
-    layout: Layout,
-    config: ImagingConfig,
-) -> tuple[list[Image.Image], Layout]:
-    request = job.request
-    assert request.trim is not None
-    size = images[0].size
-    if layout.work_size != size:
-        images = [image.resize(layout.work_size, RESAMPLE) for image in images]
-    crop = request.crop
-    if crop is not None and layout.work_size != size:
-        crop = geometry.scale_crop(crop, layout.work_size[0] / size[0])
-    box = trim.trim_box(images[0], request.trim)
-    if box is not None:
-        operations.crop(box)
-        images = [image.crop((box.left, box.top, box.right, box.bottom)) for image in images]
-        if crop is not None:
-            crop = Crop(
-                crop.left - box.left,
-                crop.top - box.top,
-                crop.right - box.left,
-                crop.bottom - box.top,
-            )
-    return images, layout_for(request, job.plan, images[0].size, config, crop, trimmed=True)
-
-
-def _meta_response(job: _Job, operations: meta.Operations, layout: Layout) -> Rendered:
-    """Thumbor's ``meta/`` JSON; size-changing filters run on a 1-bit placeholder."""
-    request = job.request
-    record(layout, request, operations)
-    target = operations.target(layout.work_size)
-    engine_size = (int(target[0]), int(target[1]))
-    if any(item.spec.meta and item.spec.phase == "post_transform" for item in job.bound):
-        image = Image.new("1", (max(engine_size[0], 1), max(engine_size[1], 1)))
-        image = flt.apply_pixels(job.bound, image, job.context(), strict=job.strict, meta=True)
-        engine_size = image.size
-    body = meta.meta_body(request.source, job.opened.frames, operations, target, engine_size)
-    return Rendered(
-        data=body, content_type="application/json", width=0, height=0, max_age=job.options.max_age
-    )

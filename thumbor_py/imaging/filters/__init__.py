@@ -113,6 +113,8 @@ class FilterContext:
     max_pixels: int = 75_000_000
     max_kernel_size: int = 9
     map_point: Callable[[float, float], tuple[float, float]] | None = None
+    # Resources decoded so far in this render (see ``canvas.open_resource``).
+    decoded: dict[str, Image.Image] = field(default_factory=dict)
 
     @property
     def focal_points(self) -> tuple[FocalPoint, ...]:

@@ -25,6 +25,7 @@ _POSITION = Arg(r"(?:-?\d+p?)|center|repeat", str)
 _RATIO = Arg(r"(?:-?\d+)|none", str)
 _RADIUS = Arg(r"[\d]+(?:\|[\d]+)?", str)
 _SUPERSAMPLE = 4
+_MAX_MASK_SIDE = 2048
 # A nine-patch has nine cells; a few stretch regions per side is plenty. Each cell is a
 # resize and a composite, so a patch striped pixel by pixel must not mean millions of them.
 _MAX_CELLS = 1024
@@ -133,7 +134,9 @@ def round_corner(
 
 def _corner_mask(width: int, height: int, a_radius: int, b_radius: int) -> Image.Image:
     """255 inside the rounded rectangle, 0 in the corners, anti-aliased on the curve."""
-    big = Image.new("L", (a_radius * _SUPERSAMPLE, b_radius * _SUPERSAMPLE), 0)
+    # Large corners need less anti-aliasing, and a 4x mask of them would be 4x the image.
+    factor = max(1, min(_SUPERSAMPLE, _MAX_MASK_SIDE // max(a_radius, b_radius)))
+    big = Image.new("L", (a_radius * factor, b_radius * factor), 0)
     ImageDraw.Draw(big).ellipse((0, 0, big.size[0] * 2, big.size[1] * 2), fill=255)
     corner = big.resize((a_radius, b_radius), Image.Resampling.BOX)
     mask = Image.new("L", (width, height), 255)
@@ -145,13 +148,21 @@ def _corner_mask(width: int, height: int, a_radius: int, b_radius: int) -> Image
 
 
 def open_resource(ctx: FilterContext, url: str) -> Image.Image | None:
-    """The image another filter argument names, decoded as RGBA; None when unavailable."""
-    data = ctx.resources.get(url)
-    if data is None:
-        return None
+    """The image another filter argument names, decoded as RGBA (once per render: every
+    frame of an animation gets its own copy); None when unavailable."""
+    decoded = ctx.decoded.get(url)
+    if decoded is None:
+        data = ctx.resources.get(url)
+        if data is None:
+            return None
+        decoded = ctx.decoded[url] = _decode_resource(data, url, ctx.max_pixels)
+    return decoded.copy()
+
+
+def _decode_resource(data: bytes, url: str, max_pixels: int) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as source:
-            if source.size[0] * source.size[1] > ctx.max_pixels:
+            if source.size[0] * source.size[1] > max_pixels:
                 raise FilterArgumentError(f"{url}: over the pixel limit")
             return source.convert("RGBA")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:

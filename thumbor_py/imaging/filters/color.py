@@ -127,13 +127,16 @@ def _equalize_lut(cdf: list[int], low: int, area: int) -> pixels.Lut:
 @image_filter(DECIMAL)
 def saturation(image: Image.Image, ctx: FilterContext, change: float) -> Image.Image:
     """``saturation(F)``: move each colour away from (F > 1) or towards its luminance."""
-    image = pixels.as_rgb(image)
-    values = pixels.to_array(image).astype(np.float32)
-    colour = values[:, :, :3]
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    luminance = np.sqrt((colour * colour * weights).sum(axis=2, keepdims=True))
-    values[:, :, :3] = luminance + (colour - luminance) * np.float32(change)
-    return pixels.from_array(values, image.mode)
+
+    def strip(part: Image.Image) -> Image.Image:
+        values = pixels.to_array(part).astype(np.float32)
+        colour = values[:, :, :3]
+        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        luminance = np.sqrt((colour * colour * weights).sum(axis=2, keepdims=True))
+        values[:, :, :3] = luminance + (colour - luminance) * np.float32(change)
+        return pixels.from_array(values, part.mode)
+
+    return pixels.in_strips(pixels.as_rgb(image), strip, checkpoint=ctx.checkpoint)
 
 
 @image_filter(POSITIVE_NUMBER, POSITIVE_NUMBER)
@@ -142,12 +145,15 @@ def noise(image: Image.Image, ctx: FilterContext, amount: int, seed: int = 0) ->
     if amount <= 0:
         return image
     amount = min(amount, 255)  # larger offsets only saturate, and overflow int16
-    image = pixels.as_rgb(image)
-    values = pixels.to_array(image).astype(np.int16)
     generator = np.random.default_rng(seed if seed > 0 else None)
-    offsets = generator.integers(0, amount, size=values.shape[:2], dtype=np.int16)
-    values[:, :, :3] += (offsets - (amount >> 1))[:, :, np.newaxis]
-    return pixels.from_array(values, image.mode)
+
+    def strip(part: Image.Image) -> Image.Image:
+        values = pixels.to_array(part).astype(np.int16)
+        offsets = generator.integers(0, amount, size=values.shape[:2], dtype=np.int16)
+        values[:, :, :3] += (offsets - (amount >> 1))[:, :, np.newaxis]
+        return pixels.from_array(values, part.mode)
+
+    return pixels.in_strips(pixels.as_rgb(image), strip, checkpoint=ctx.checkpoint)
 
 
 @image_filter()

@@ -21,6 +21,7 @@ from thumbor_py.imaging.filters import (
 
 _MATRIX = Arg(r"-?\d+(?:\.\d*)?(?:;-?\d+(?:\.\d*)?)*", str)
 _FACE_ORIGIN = "Face Detection"
+_WAVELET_REACH = 32
 
 
 @image_filter(POSITIVE_NON_ZERO_NUMBER, DECIMAL)
@@ -60,18 +61,28 @@ def convolution(
 def sharpen(
     image: Image.Image, ctx: FilterContext, amount: float, radius: float, luminance_only: bool
 ) -> Image.Image:
-    """``sharpen(amount,radius,luminance_only)``: wavelet sharpening (Marco Rossini's)."""
-    image = pixels.as_rgb(image)
+    """``sharpen(amount,radius,luminance_only)``: wavelet sharpening (Marco Rossini's).
+
+    Done in strips: five levels of ``_hat`` reach 1+2+4+8+16 = 31 rows each way.
+    """
+
+    def strip(part: Image.Image) -> Image.Image:
+        return _sharpen(part, amount, radius, luminance_only)
+
+    return pixels.in_strips(
+        pixels.as_rgb(image), strip, support=_WAVELET_REACH, checkpoint=ctx.checkpoint
+    )
+
+
+def _sharpen(image: Image.Image, amount: float, radius: float, luminance_only: bool) -> Image.Image:
     values = pixels.to_array(image).astype(np.float32)
     colour = values[:, :, :3]
     if luminance_only:
         colour = _to_ycbcr(colour)
-        ctx.checkpoint()
         colour[:, :, 0] = _wavelet_sharpen(colour[:, :, 0] / 255.0, amount, radius) * 255.0
         colour = _from_ycbcr(colour)
     else:
         for band in range(3):
-            ctx.checkpoint()
             sharpened = _wavelet_sharpen(colour[:, :, band] / 255.0, amount, radius)
             colour[:, :, band] = sharpened * 255.0
     values[:, :, :3] = colour
@@ -131,15 +142,25 @@ def red_eye(image: Image.Image, ctx: FilterContext) -> Image.Image:
     red is over twice the mean of green and blue (and over 60), as Thumbor's mask does.
     """
     faces = [point for point in ctx.focal_points if point.origin == _FACE_ORIGIN]
-    if not faces or ctx.map_point is None:
+    mapped = ctx.map_point
+    if not faces or mapped is None:
         return image
-    image = pixels.as_rgb(image)
-    values = pixels.to_array(image).astype(np.int32)
+    image = pixels.as_rgb(image).copy()
     for face in faces:
-        left, top = ctx.map_point(face.x - face.width / 2, face.y - face.height / 2)
-        right, bottom = ctx.map_point(face.x + face.width / 2, face.y)
-        box = values[max(int(top), 0) : max(int(bottom), 0), max(int(left), 0) : max(int(right), 0)]
-        red, mean = box[:, :, 0], (box[:, :, 1] + box[:, :, 2]) // 2
-        mask = (red > 2 * mean) & (red > 60)
-        red[mask] = mean[mask]
-    return pixels.from_array(values, image.mode)
+        left, top = mapped(face.x - face.width / 2, face.y - face.height / 2)
+        right, bottom = mapped(face.x + face.width / 2, face.y)
+        box = (max(int(left), 0), max(int(top), 0), max(int(right), 0), max(int(bottom), 0))
+        box = (box[0], box[1], min(box[2], image.width), min(box[3], image.height))
+        if box[2] > box[0] and box[3] > box[1]:
+            image.paste(_without_red_eye(image.crop(box)), box[:2])
+    return image
+
+
+def _without_red_eye(part: Image.Image) -> Image.Image:
+    """Pupil-red pixels (red over twice the mean of green and blue, and over 60) set to
+    that mean, as Thumbor's mask does; only the face's box is converted to integers."""
+    values = pixels.to_array(part).astype(np.int32)
+    red, mean = values[:, :, 0], (values[:, :, 1] + values[:, :, 2]) // 2
+    mask = (red > 2 * mean) & (red > 60)
+    red[mask] = mean[mask]
+    return pixels.from_array(values, part.mode)
