@@ -1,9 +1,13 @@
 """The cost of the worst requests one render may take at the default limits.
 
 Each case renders once in a fresh child process (``Renderer.render``, as a worker thread
-would) and reports that process's CPU seconds (user + system, ``resource.getrusage``) and
-peak RSS growth over an idle child (``ru_maxrss``), so other load on the machine does not
-change the numbers much. Sources are generated once into a temporary directory.
+would) and reports that process's CPU seconds (user + system, ``resource.getrusage``), the
+render's wall time, and its peak RSS (``ru_maxrss``) and growth over an idle child; CPU and
+RSS do not depend much on other load on the machine, wall time does. With ``--deadline``,
+each render gets that many seconds (as ``server.request_timeout`` gives a request), and
+"late s" is the CPU its thread spent after the deadline (its own CPU clock, read when the
+deadline passed, against ``time.thread_time()`` when the render returned). Sources
+are generated once into a temporary directory (an 8600x8600 JPEG: 74 MP, under max_pixels).
 
     .venv/bin/python -m bench.worst_case [--deadline SECONDS] [case ...]
 """
@@ -14,6 +18,7 @@ import argparse
 import multiprocessing
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +34,18 @@ CASES = {
     "blur150-40mp": (f"{OUTPUT_SIDE}x{OUTPUT_SIDE}/filters:blur(150)/", "big.jpg"),
     "sharpen-40mp": (f"{OUTPUT_SIDE}x{OUTPUT_SIDE}/filters:sharpen(2,1,false)/", "big.jpg"),
     "20-sharpen-40mp": (f"{OUTPUT_SIDE}x{OUTPUT_SIDE}/filters:{_HEAVY}/", "big.jpg"),
+    "convolution5x5-40mp": (
+        f"{OUTPUT_SIDE}x{OUTPUT_SIDE}/filters:convolution({';'.join(['1'] * 25)},5)/",
+        "big.jpg",
+    ),
+    "grown-canvas-40mp": (
+        f"fit-in/{OUTPUT_SIDE}x{OUTPUT_SIDE}/filters:upscale():fill(blur):"
+        "round_corner(3000,0,0,0):saturation(2):noise(40)/",
+        "small.png",
+    ),
     "fill-anim-over-budget": ("fit-in/2000x2000/filters:fill(red)/", "anim.gif"),
+    # 300 frames (max_frames) of 500x500: 75 MP decoded (max_pixels), 39 MP out.
+    "anim-300-frames": ("360x360/filters:blur(5):sharpen(2,1,false)/", "anim300.gif"),
 }
 
 
@@ -40,6 +56,13 @@ def _sources(root: Path) -> None:
     Image.new("RGB", (16, 16), "red").save(root / "small.png")
     frames = [Image.new("RGB", (20, 20), (i * 12, 80, 160)) for i in range(20)]
     frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:])
+    if not (root / "anim300.gif").exists():
+        base = Image.radial_gradient("L").resize((500, 500)).convert("P")
+        many = [base.point(lambda v, i=i: (v + i) % 256) for i in range(300)]
+        many[0].save(root / "anim300.gif", save_all=True, append_images=many[1:])
+
+
+Result = tuple[str, float, float, float, float]
 
 
 def _child(path: str, options: str, deadline: float | None, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -54,26 +77,40 @@ def _child(path: str, options: str, deadline: float | None, queue: multiprocessi
     request = parse(f"/unsafe/{options}{Path(path).name}")
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
-    try:
-        rendered = renderer.render(
-            data, request, deadline=None if deadline is None else started + deadline
-        )
-        outcome = f"200 {rendered.width}x{rendered.height}"
-    except HttpError as exc:
-        outcome = f"{exc.status} {exc.reason[:60]}"
+    until = None if deadline is None else started + deadline
+    done: dict[str, object] = {}
+
+    def render() -> None:
+        try:
+            rendered = renderer.render(data, request, deadline=until)
+            done["outcome"] = f"200 {rendered.width}x{rendered.height}"
+        except HttpError as exc:
+            done["outcome"] = f"{exc.status} {exc.reason}"
+        done["cpu"] = time.thread_time()
+
+    thread = threading.Thread(target=render)
+    thread.start()
+    # The render thread's own CPU clock, read when its deadline passes: what it spends after.
+    clock = time.pthread_getcpuclockid(thread.ident or 0)
+    at_deadline = None
+    if until is not None:
+        thread.join(max(until - time.monotonic(), 0))
+        at_deadline = time.clock_gettime(clock) if thread.is_alive() else None
+    thread.join()
+    wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    queue.put((outcome, cpu, after.ru_maxrss / 1024))
+    late = 0.0 if at_deadline is None else float(done["cpu"]) - at_deadline  # type: ignore[arg-type]
+    queue.put((str(done["outcome"])[:40], cpu, wall, late, after.ru_maxrss / 1024))
 
 
-def measure(root: Path, name: str, deadline: float | None) -> tuple[str, float, float]:
+def measure(root: Path, name: str, deadline: float | None) -> Result:
     options, source = CASES[name]
-    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    process = multiprocessing.get_context("spawn").Process(
-        target=_child, args=(str(root / source), options, deadline, queue)
-    )
+    spawn = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = spawn.Queue()  # type: ignore[type-arg]
+    process = spawn.Process(target=_child, args=(str(root / source), options, deadline, queue))
     process.start()
-    result: tuple[str, float, float] = queue.get()
+    result: Result = queue.get()
     process.join()
     return result
 
@@ -86,11 +123,13 @@ def main() -> None:
     root = Path(tempfile.gettempdir()) / "thumbor-py-worst-case"
     root.mkdir(exist_ok=True)
     _sources(root)
-    _, _, idle_rss = measure(root, "idle", None)
-    print(f"{'case':24} {'outcome':40} {'cpu s':>7} {'peak RSS MiB':>13} {'over idle':>10}")
+    *_, idle_rss = measure(root, "idle", None)
+    head = f"{'cpu s':>6} {'wall s':>6} {'late s':>6} {'RSS MiB':>8} {'+idle':>6}"
+    print(f"{'case':22} {'outcome':40} {head}")
     for name in args.cases:
-        outcome, cpu, rss = measure(root, name, args.deadline)
-        print(f"{name:24} {outcome:40} {cpu:7.2f} {rss:13.0f} {rss - idle_rss:10.0f}")
+        outcome, cpu, wall, late, rss = measure(root, name, args.deadline)
+        row = f"{cpu:6.2f} {wall:6.2f} {late:6.2f} {rss:8.0f} {rss - idle_rss:6.0f}"
+        print(f"{name:22} {outcome:40} {row}")
 
 
 if __name__ == "__main__":

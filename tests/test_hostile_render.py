@@ -255,3 +255,31 @@ def test_blur_costs_the_same_for_any_radius() -> None:
         renderer.render(data, parse(f"/unsafe/filters:blur({radius})/x.png"))
         costs.append(time.thread_time() - started)
     assert costs[1] < costs[0] * 3 + 0.2, costs
+
+
+def _opened_by_render(monkeypatch: pytest.MonkeyPatch, path: str, **config: Any) -> formats.Opened:
+    seen: list[formats.Opened] = []
+    original = formats.open_image
+
+    def spy(data: bytes, **kwargs: Any) -> formats.Opened:
+        seen.append(original(data, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(formats, "open_image", spy)
+    renderer = Renderer(ImagingConfig(detectors=(), **config), build_registry())
+    rendered = renderer.render(_source((300, 200)), parse(path))
+    assert rendered.width == 150
+    return seen[0]
+
+
+def test_the_decoded_source_is_freed_before_the_filters_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened = _opened_by_render(monkeypatch, "/unsafe/150x100/filters:sharpen(1,1,true)/x.png")
+    with pytest.raises(ValueError, match="closed image"):
+        opened.image.load()
+
+
+def test_the_source_is_kept_when_its_exif_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = _opened_by_render(monkeypatch, "/unsafe/150x100/x.png", preserve_exif=True)
+    opened.image.load()

@@ -35,6 +35,24 @@ class Job:
     strict: bool
     config: ImagingConfig
     resources: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    # Whether ``opened`` was decoded for this render alone (not a shared cached master).
+    owns_source: bool = False
+
+    def release_source(self, keep: Image.Image) -> None:
+        """Free the decoded source's pixels once geometry has made ``keep`` from them: a
+        74-megapixel source need not sit in memory through the filters and the encode.
+
+        Not for a shared master, an animation (its frames are already copies), ``keep``
+        itself, or when EXIF is kept (some formats read it from the pixels' file late).
+        """
+        image = self.opened.image
+        if (
+            self.owns_source
+            and not self.opened.animated
+            and not self.config.preserve_exif
+            and keep is not image
+        ):
+            image.close()
 
     def with_points(self, points: tuple[FocalPoint, ...] | list[FocalPoint]) -> Job:
         """This job with ``points`` added to the plan's focal points."""
@@ -58,6 +76,7 @@ class Job:
 def filtered(image: Image.Image, layout: Layout, job: Job, ctx: flt.FilterContext) -> Image.Image:
     job.budget.checkpoint()
     image = finish(image, layout, job.request, job.plan)
+    job.release_source(keep=image)
     return flt.apply_pixels(job.bound, image, ctx, strict=job.strict)
 
 

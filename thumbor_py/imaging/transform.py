@@ -157,7 +157,7 @@ class Renderer:
         budget.checkpoint()
         opened = master.opened if master is not None else self._open(data)
         job = self._job(request, bound, plan, opened, budget.for_frames(opened.frames))
-        job = dataclasses.replace(job, resources=resources or {})
+        job = dataclasses.replace(job, resources=resources or {}, owns_source=master is None)
         operations = meta.Operations()
         smart, job = self._smart_key(job, data)
         if request.meta and request.trim is None and smart is None:
@@ -274,13 +274,16 @@ class Renderer:
         """Geometry and post-transform filters for each frame, then encoding."""
         layout, opened = decoded.layout, job.opened
         ctx = job.context(point_mapper(layout, job.request, opened.oriented_size))
-        first = filtered(decoded.images[0], layout, job, ctx)
+        animated = len(decoded.images) > 1
+        # Frames are handed over one by one (popped), so each decoded frame is freed as soon
+        # as geometry is done with it, before the filters and the encode run.
+        first = filtered(decoded.images.pop(0), layout, job, ctx)
         choice = OutputChoice(
             requested=job.options.format,
             format_class=format_class,
             source_format=opened.format,
             image=first,
-            animated=len(decoded.images) > 1,
+            animated=animated,
             auto_png_to_jpg=(
                 self._config.auto_png_to_jpg
                 if job.options.auto_png_to_jpg is None
@@ -289,10 +292,9 @@ class Renderer:
         )
         fmt = output_format(choice, self._config)
         frames = [first]
-        if fmt in formats.ANIMATED_FORMATS:
-            for image in decoded.images[1:]:
-                frame = filtered(image, layout, job, ctx)
-                frames.append(frame if frame.size == first.size else frame.resize(first.size))
+        while fmt in formats.ANIMATED_FORMATS and decoded.images:
+            frame = filtered(decoded.images.pop(0), layout, job, ctx)
+            frames.append(frame if frame.size == first.size else frame.resize(first.size))
         job.budget.checkpoint()
         timing = output.Timing(decoded.durations, decoded.loop)
         return output.encode(job.options, opened, frames, fmt, timing, self._config, job.budget)
