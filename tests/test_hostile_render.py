@@ -196,6 +196,22 @@ def test_long_numeric_arguments_parse_or_are_refused_in_linear_time(digits: int)
 
 
 @pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        pytest.param("watermark", "a" + " " * 4000 + "b,1,1,x", id="string-inner-spaces"),
+        pytest.param("watermark", "'" * 4000 + ",1,1,x", id="string-quotes"),
+        pytest.param("convolution", "1;" * 2000 + "1,3,x", id="matrix"),
+        pytest.param("curve", "[" + "(1,1)," * 680 + "],[],[],x", id="curve"),
+    ],
+)
+def test_other_long_arguments_match_in_linear_time(name: str, args: str) -> None:
+    registry, call = build_registry(), FilterCall(name, args)
+    started = time.perf_counter()
+    bind([call], registry=registry)
+    assert time.perf_counter() - started < 0.02
+
+
+@pytest.mark.parametrize(
     ("regex", "text"),
     [
         pytest.param(DECIMAL.regex, "12.5", id="decimal"),

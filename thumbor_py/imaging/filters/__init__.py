@@ -94,7 +94,9 @@ POSITIVE_NON_ZERO_NUMBER = Arg(r"0*[1-9]\d*", int)
 NUMBER = Arg(r"-?\d+", int)
 DECIMAL = Arg(r"-?(?:\d+(?:\.\d*)?|\.\d+)", float)
 BOOLEAN = Arg(r"[Tt]rue|[Ff]alse|1|0", lambda v: v in ("true", "True", "1"))
-STRING = Arg(r"(?:'.+?')|(?:[^,]+?)", _strip_quotes)
+# Unquoted, a string neither starts nor ends with a space (the separators' ``\s*`` take
+# them): one way to match, where Thumbor's lazy ``[^,]+?`` had one per trailing space.
+STRING = Arg(r"(?:'.+?')|(?:[^,\s](?:[^,]*[^,\s])?)", _strip_quotes)
 IMAGE_URL = Arg(STRING.regex, _strip_quotes, resource=True)
 
 
@@ -294,7 +296,7 @@ def bind(
     costs a pass over every frame.
     """
     calls = tuple(calls)
-    if max_filters and len(calls) > max_filters:
+    if max_filters > 0 and len(calls) > max_filters:
         raise FilterArgumentError(
             f"{len(calls)} filters, over the {max_filters}-filter max_filters limit"
         )
