@@ -120,13 +120,16 @@ class Renderer:
         format_class: str = "default",
         *,
         resources: Mapping[str, bytes] | None = None,
+        deadline: float | None = None,
     ) -> Rendered | None:
         """Render ``request`` from a cached master, without the source bytes; None when
         the master cannot serve it (too few pixels, or smart detection needs the bytes)."""
         if request.smart and self._detection.enabled:
             return None
         try:
-            return self.render(b"", request, format_class, resources=resources, master=master)
+            return self.render(
+                b"", request, format_class, resources=resources, master=master, deadline=deadline
+            )
         except MasterTooSmallError:
             metrics.MASTER_CACHE.labels(outcome="too_small").inc()
             return None

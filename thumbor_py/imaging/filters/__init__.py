@@ -65,6 +65,12 @@ log = logging.getLogger(__name__)
 Phase = Literal["pre_load", "after_load", "output", "post_transform"]
 PHASES: tuple[Phase, ...] = ("pre_load", "after_load", "output", "post_transform")
 _LEADING = {"pre_load": 1, "after_load": 1, "output": 1, "post_transform": 2}
+_SHAPES = {
+    "pre_load": "(plan)",
+    "after_load": "(plan)",
+    "output": "(options)",
+    "post_transform": "(image, ctx)",
+}
 # The longest argument list a filter call may have (the text between its parentheses):
 # enough for four curves of 64 points, and a bound on the work of matching it.
 MAX_ARGS_LENGTH = 4096
@@ -137,6 +143,10 @@ class FilterContext:
 
 
 FilterFunction = Callable[..., Any]
+
+
+class FilterShapeError(TypeError):
+    """A function marked as a filter whose parameters do not fit its phase's shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +249,10 @@ def load_plugins(
         where = f"{key}[{index}]"
         if not is_object_path(path):
             raise ConfigError(f"{where}: expected 'module:function', got {path!r}")
-        spec = spec_of(import_object(path, where))
+        try:
+            spec = spec_of(import_object(path, where))
+        except FilterShapeError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
         if spec is None:
             raise ConfigError(f"{where}: {path!r} is not marked with @image_filter")
         specs.append(spec)
@@ -259,7 +272,10 @@ def make_spec(
     filter_name = name or function.__name__
     params = list(inspect.signature(function).parameters.values())[_LEADING[phase] :]
     if len(params) != len(args):
-        raise TypeError(f"filter {filter_name}: {len(args)} Arg types for {len(params)} parameters")
+        raise FilterShapeError(
+            f"filter {filter_name}: {len(args)} Arg type(s) for {len(params)} parameter(s) "
+            f"after {_SHAPES[phase]}"
+        )
     required = sum(1 for p in params if p.default is inspect.Parameter.empty)
     pattern = _pattern(filter_name, args, required)
     return FilterSpec(filter_name, phase, args, required, function, pattern, meta, grows)
