@@ -299,3 +299,19 @@ def test_the_decoded_source_is_freed_before_the_filters_run(
 def test_the_source_is_kept_when_its_exif_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     opened = _opened_by_render(monkeypatch, "/unsafe/150x100/x.png", preserve_exif=True)
     opened.image.load()
+
+
+@pytest.mark.parametrize(
+    ("size", "content_type"),
+    [
+        pytest.param((200, 150), "image/avif", id="small-stays-avif"),
+        pytest.param((2100, 2000), "image/webp", id="large-becomes-webp"),
+    ],
+)
+def test_avif_over_its_pixel_cap_is_encoded_as_webp(
+    size: tuple[int, int], content_type: str
+) -> None:
+    renderer = Renderer(ImagingConfig(detectors=()), build_registry())
+    request = parse(f"/unsafe/{size[0]}x{size[1]}/filters:format(avif)/x.png")
+    rendered = renderer.render(_source((210, 200)), request)
+    assert (rendered.content_type, rendered.width, rendered.height) == (content_type, *size)

@@ -99,6 +99,7 @@ class ImagingConfig:
     # Cost limits of one request (see docs/limits.md).
     max_filters: int = 20
     max_kernel_size: int = 9
+    max_avif_pixels: int = 4_000_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,7 @@ from thumbor_py.imaging.plan import Budget, OutputOptions
 from thumbor_py.results import etag_for
 
 _QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})
+_SLOW_FORMATS = frozenset({"AVIF", "HEIF"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +54,8 @@ def encode(
 ) -> Rendered:
     """Encode the rendered frames as ``fmt`` with the options' quality, profile and EXIF;
     ``max_bytes()`` searches the highest quality that fits (the deadline checked before
-    each encode)."""
+    each encode). AVIF and HEIF over ``max_avif_pixels`` are encoded as WebP instead."""
+    fmt = affordable_format(fmt, frames, config.max_avif_pixels)
     loop = timing.loop if timing.loop is not None or fmt == "GIF" else 1
     settings = formats.EncodeOptions(
         format=fmt,
@@ -85,6 +87,18 @@ def encode(
         max_age=options.max_age,
         frames=len(frames),
     )
+
+
+def affordable_format(fmt: str, frames: list[Image.Image], max_avif_pixels: int) -> str:
+    """``fmt``, or WebP for an AVIF or HEIF output over ``max_avif_pixels`` (all frames).
+
+    Those encoders take about a second of CPU per megapixel of noisy content, in one call
+    that no deadline can interrupt; WebP takes a fifth of that. 0 = no cap.
+    """
+    pixels = sum(frame.width * frame.height for frame in frames)
+    if fmt in _SLOW_FORMATS and max_avif_pixels and pixels > max_avif_pixels:
+        return "WEBP"
+    return fmt
 
 
 def _exif(opened: formats.Opened) -> bytes | None:
