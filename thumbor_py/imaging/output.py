@@ -56,18 +56,7 @@ def encode(
     ``max_bytes()`` searches the highest quality that fits (the deadline checked before
     each encode). AVIF and HEIF over ``max_avif_pixels`` are encoded as WebP instead."""
     fmt = affordable_format(fmt, frames, config.max_avif_pixels)
-    loop = timing.loop if timing.loop is not None or fmt == "GIF" else 1
-    settings = formats.EncodeOptions(
-        format=fmt,
-        quality=options.quality,
-        progressive=config.progressive_jpeg,
-        icc_profile=None if options.strip_icc else formats.source_icc(opened),
-        exif=None if options.strip_exif else _exif(opened),
-        avif_speed=config.avif_speed,
-        keep_palette=opened.mode in ("P", "1") and len(frames) == 1,
-        durations=timing.durations[: len(frames)],
-        loop=loop,
-    )
+    settings = _settings(options, opened, frames, fmt, timing, config)
     image: Image.Image | list[Image.Image] = frames if len(frames) > 1 else frames[0]
 
     def encoder(quality: int) -> bytes:
@@ -86,6 +75,28 @@ def encode(
         height=frames[0].size[1],
         max_age=options.max_age,
         frames=len(frames),
+    )
+
+
+def _settings(
+    options: OutputOptions,
+    opened: formats.Opened,
+    frames: list[Image.Image],
+    fmt: str,
+    timing: Timing,
+    config: ImagingConfig,
+) -> formats.EncodeOptions:
+    loop = timing.loop if timing.loop is not None or fmt == "GIF" else 1
+    return formats.EncodeOptions(
+        format=fmt,
+        quality=options.quality,
+        progressive=config.progressive_jpeg,
+        icc_profile=None if options.strip_icc else formats.source_icc(opened),
+        exif=None if options.strip_exif else _exif(opened),
+        avif_speed=config.avif_speed,
+        keep_palette=opened.mode in ("P", "1") and len(frames) == 1,
+        durations=timing.durations[: len(frames)],
+        loop=loop,
     )
 
 

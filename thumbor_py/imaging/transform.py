@@ -151,11 +151,10 @@ class Renderer:
         the source is known. ``resources`` holds the bytes of :meth:`sources`' resources.
         With ``master_key``, the decode may keep a master of the source under that key;
         with ``master``, that master replaces ``data`` (see :meth:`render_master`).
-        ``deadline`` (a :func:`time.monotonic` value) is checked between the big steps,
-        frames and filters: past it, the render stops with ``DeadlineExceededError``.
+        Past ``deadline`` (a :func:`time.monotonic` value), checked between the big steps,
+        frames and filters, the render stops with ``DeadlineExceededError``.
         """
-        bound = self._bind(request)
-        budget = self._budget(deadline=deadline)
+        bound, budget = self._bind(request), self._budget(deadline=deadline)
         plan = self._plan(request, bound)
         budget.checkpoint()
         opened = master.opened if master is not None else self._open(data)
