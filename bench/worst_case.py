@@ -43,6 +43,7 @@ CASES = {
         "round_corner(3000,0,0,0):saturation(2):noise(40)/",
         "small.png",
     ),
+    "trim-tolerance-74mp": (f"trim:top-left:10/{OUTPUT_SIDE}x{OUTPUT_SIDE}/", "big.jpg"),
     "fill-anim-over-budget": ("fit-in/2000x2000/filters:fill(red)/", "anim.gif"),
     # 300 frames (max_frames) of 500x500: 75 MP decoded (max_pixels), 39 MP out.
     "anim-300-frames": ("360x360/filters:blur(5):sharpen(2,1,false)/", "anim300.gif"),

@@ -132,10 +132,12 @@ def _trimmed(
     crop = request.crop
     if crop is not None and layout.work_size != size:
         crop = geometry.scale_crop(crop, layout.work_size[0] / size[0])
-    box = trim.trim_box(images[0], request.trim)
+    box = trim.trim_box(images[0], request.trim, job.budget.checkpoint)
     if box is not None:
         operations.crop(box)
-        images = [image.crop((box.left, box.top, box.right, box.bottom)) for image in images]
+        if box.size != images[0].size:
+            images = [image.crop((box.left, box.top, box.right, box.bottom)) for image in images]
+            job.release_source(keep=images[0])
         if crop is not None:
             crop = Crop(
                 crop.left - box.left,
