@@ -43,6 +43,15 @@ CASES = {
         "round_corner(3000,0,0,0):saturation(2):noise(40)/",
         "small.png",
     ),
+    "watermark-74mp": (
+        f"{OUTPUT_SIDE}x{OUTPUT_SIDE}/filters:watermark(big.jpg,0,0,50)/",
+        "big.jpg",
+    ),
+    "watermark-40mp": (
+        f"{OUTPUT_SIDE}x{OUTPUT_SIDE}/filters:watermark(mark.jpg,0,0,50)/",
+        "big.jpg",
+    ),
+    "debug-74mp": ("debug/100x100/", "big.jpg"),
     "trim-tolerance-74mp": (f"trim:top-left:10/{OUTPUT_SIDE}x{OUTPUT_SIDE}/", "big.jpg"),
     "fill-anim-over-budget": ("fit-in/2000x2000/filters:fill(red)/", "anim.gif"),
     # 300 frames (max_frames) of 500x500: 75 MP decoded (max_pixels), 39 MP out.
@@ -54,6 +63,9 @@ def _sources(root: Path) -> None:
     if not (root / "big.jpg").exists():
         image = Image.effect_noise((SOURCE_SIDE, SOURCE_SIDE), 40).convert("RGB")
         image.save(root / "big.jpg", "JPEG", quality=85)
+    if not (root / "mark.jpg").exists():
+        mark = Image.effect_noise((OUTPUT_SIDE, OUTPUT_SIDE), 40).convert("RGB")
+        mark.save(root / "mark.jpg", "JPEG", quality=85)
     Image.new("RGB", (16, 16), "red").save(root / "small.png")
     frames = [Image.new("RGB", (20, 20), (i * 12, 80, 160)) for i in range(20)]
     frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:])
@@ -83,7 +95,9 @@ def _child(path: str, options: str, deadline: float | None, queue: multiprocessi
 
     def render() -> None:
         try:
-            rendered = renderer.render(data, request, deadline=until)
+            names = [name for name in ("big.jpg", "mark.jpg") if f"({name}" in options]
+            resources = {name: (Path(path).parent / name).read_bytes() for name in names}
+            rendered = renderer.render(data, request, resources=resources, deadline=until)
             done["outcome"] = f"200 {rendered.width}x{rendered.height}"
         except HttpError as exc:
             done["outcome"] = f"{exc.status} {exc.reason}"

@@ -170,7 +170,8 @@ def test_a_resource_is_decoded_once_per_render() -> None:
     mark = Image.new("RGBA", (4, 4), (255, 0, 0, 255))
     buffer = io.BytesIO()
     mark.save(buffer, "PNG")
-    ctx = context(resources={"m.png": buffer.getvalue()})
+    budget = Budget(max_output_pixels=10**8, frames=3)
+    ctx = context(resources={"m.png": buffer.getvalue()}, budget=budget)
     for _ in range(3):  # three frames of one animation share the context
         run(noise((20, 20)), "watermark(m.png,0,0,0)", ctx)
     assert list(ctx.decoded) == ["m.png"]

@@ -77,6 +77,7 @@ def filtered(image: Image.Image, layout: Layout, job: Job, ctx: flt.FilterContex
     job.budget.checkpoint()
     image = finish(image, layout, job.request, job.plan)
     job.release_source(keep=image)
+    ctx.check_canvas(image.size, "output")  # debug/ draws on the uncropped source
     return flt.apply_pixels(job.bound, image, ctx, strict=job.strict)
 
 

@@ -7,6 +7,7 @@ import io
 import math
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageColor, ImageDraw, UnidentifiedImageError
 
 from thumbor_py.errors import FilterArgumentError, FilterError
@@ -24,6 +25,7 @@ _WORD = Arg(r"[\w]+", str)
 _POSITION = Arg(r"(?:-?\d+p?)|center|repeat", str)
 _RATIO = Arg(r"(?:-?\d+)|none", str)
 _RADIUS = Arg(r"[\d]+(?:\|[\d]+)?", str)
+Flags = npt.NDArray[np.bool_]
 _SUPERSAMPLE = 4
 _MAX_MASK_SIDE = 2048
 # A nine-patch has nine cells; a few stretch regions per side is plenty. Each cell is a
@@ -148,14 +150,23 @@ def _corner_mask(width: int, height: int, a_radius: int, b_radius: int) -> Image
 
 
 def open_resource(ctx: FilterContext, url: str) -> Image.Image | None:
-    """The image another filter argument names, decoded as RGBA (once per render: every
-    frame of an animation gets its own copy); None when unavailable."""
+    """The image another filter argument names, decoded as RGBA; None when unavailable.
+
+    For an animation it is decoded once and each frame gets a copy; a single frame gets
+    the decoded image itself (a cached one and its copy would be twice the memory).
+    """
     decoded = ctx.decoded.get(url)
     if decoded is None:
         data = ctx.resources.get(url)
         if data is None:
             return None
-        decoded = ctx.decoded[url] = _decode_resource(data, url, ctx.max_pixels)
+        # A watermark or frame image is drawn into the output, so it gets the output's
+        # pixel budget (and it is decoded twice as wide: RGB, then RGBA).
+        limit = min(ctx.max_pixels, ctx.budget.max_output_pixels)
+        decoded = _decode_resource(data, url, limit)
+        if ctx.budget.frames <= 1:
+            return decoded
+        ctx.decoded[url] = decoded
     return decoded.copy()
 
 
@@ -163,7 +174,7 @@ def _decode_resource(data: bytes, url: str, max_pixels: int) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as source:
             if source.size[0] * source.size[1] > max_pixels:
-                raise FilterArgumentError(f"{url}: over the pixel limit")
+                raise FilterArgumentError(f"{url}: over the {max_pixels}-pixel limit")
             return source.convert("RGBA")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise FilterArgumentError(f"{url}: not a decodable image") from exc
@@ -278,13 +289,12 @@ def frame(image: Image.Image, ctx: FilterContext, url: str) -> Image.Image:
         return image
     if patch.size[0] < 3 or patch.size[1] < 3:
         raise FilterArgumentError(f"frame: {url} is too small to be a nine-patch")
-    marks = pixels.to_array(patch)
-    stretchy = (marks[:, :, :3].max(axis=2) == 0) & (marks[:, :, 3] == 255)
-    left, top, right, bottom = _padding(stretchy)
+    top_edge, bottom_edge, left_edge, right_edge = _edges(patch)
+    left, top, right, bottom = _padding(bottom_edge, right_edge)
     size = (image.size[0] + left + right, image.size[1] + top + bottom)
     ctx.check_canvas(size, "frame() output")
-    columns = _cells(stretchy[0, 1:-1], size[0])
-    rows = _cells(stretchy[1:-1, 0], size[1])
+    columns = _cells(top_edge, size[0])
+    rows = _cells(left_edge, size[1])
     if len(columns) * len(rows) > _MAX_CELLS:
         raise FilterError(f"frame: {url} has more than {_MAX_CELLS} nine-patch cells")
     target = Image.new("RGBA", size, "#fff")
@@ -299,11 +309,31 @@ def frame(image: Image.Image, ctx: FilterContext, url: str) -> Image.Image:
     return target
 
 
-def _padding(stretchy: np.ndarray) -> tuple[int, int, int, int]:  # type: ignore[type-arg]
+def _edges(patch: Image.Image) -> tuple[Flags, Flags, Flags, Flags]:
+    """The black, opaque markers along each border of a nine-patch, corners excluded: top,
+    bottom, left, right. Only the borders are read, so a large patch is not copied whole."""
+    width, height = patch.size
+    boxes = (
+        (1, 0, width - 1, 1),
+        (1, height - 1, width - 1, height),
+        (0, 1, 1, height - 1),
+        (width - 1, 1, width, height - 1),
+    )
+    top, bottom, left, right = (_markers(patch.crop(box)) for box in boxes)
+    return top, bottom, left, right
+
+
+def _markers(strip: Image.Image) -> Flags:
+    values = pixels.to_array(strip).reshape(-1, 4)
+    markers: Flags = (values[:, :3].max(axis=1) == 0) & (values[:, 3] == 255)
+    return markers
+
+
+def _padding(bottom_edge: Flags, right_edge: Flags) -> tuple[int, int, int, int]:
     """Content-box padding from the bottom row and the right column of a nine-patch."""
-    bottom_row = np.flatnonzero(stretchy[-1, 1:-1])
-    right_column = np.flatnonzero(stretchy[1:-1, -1])
-    inner_w, inner_h = stretchy.shape[1] - 2, stretchy.shape[0] - 2
+    bottom_row = np.flatnonzero(bottom_edge)
+    right_column = np.flatnonzero(right_edge)
+    inner_w, inner_h = len(bottom_edge), len(right_edge)
     left = int(bottom_row[0]) if bottom_row.size else 0
     right = inner_w - 1 - int(bottom_row[-1]) if bottom_row.size else 0
     top = int(right_column[0]) if right_column.size else 0
@@ -311,7 +341,7 @@ def _padding(stretchy: np.ndarray) -> tuple[int, int, int, int]:  # type: ignore
     return left, top, right, bottom
 
 
-def _cells(flags: np.ndarray, target: int) -> list[tuple[int, int, int, int]]:  # type: ignore[type-arg]
+def _cells(flags: Flags, target: int) -> list[tuple[int, int, int, int]]:
     """Runs of equal stretchiness: (source start, source length, target start, length)."""
     runs: list[tuple[int, int, bool]] = []
     for index, flag in enumerate(flags.tolist()):
