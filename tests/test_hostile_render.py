@@ -315,3 +315,28 @@ def test_avif_over_its_pixel_cap_is_encoded_as_webp(
     request = parse(f"/unsafe/{size[0]}x{size[1]}/filters:format(avif)/x.png")
     rendered = renderer.render(_source((210, 200)), request)
     assert (rendered.content_type, rendered.width, rendered.height) == (content_type, *size)
+
+
+def test_debug_on_a_source_over_the_output_budget_is_refused() -> None:
+    renderer = Renderer(ImagingConfig(detectors=(), max_output_pixels=10_000), build_registry())
+    renderer.render(_source((90, 90)), parse("/unsafe/debug/50x50/x.png"))
+    with pytest.raises(ImageTooLargeError, match="output 200x200"):
+        renderer.render(_source((200, 200)), parse("/unsafe/debug/50x50/x.png"))
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_watermark_image_over_the_output_budget_is_not_decoded(strict: bool) -> None:
+    config = ImagingConfig(detectors=(), max_output_pixels=20_000, strict_filters=strict)
+    renderer = Renderer(config, build_registry())
+    request = parse("/unsafe/100x100/filters:watermark(m.png,0,0,0)/x.png")
+    big = {"m.png": png((150, 150))}  # 22,500 pixels
+    if strict:
+        with pytest.raises(FilterArgumentError, match="20000-pixel limit"):
+            renderer.render(_source((100, 100)), request, resources=big)
+        return
+    rendered = renderer.render(_source((100, 100)), request, resources=big)
+    corner = Image.open(io.BytesIO(rendered.data)).convert("RGB").getpixel((5, 5))
+    assert corner != (200, 60, 30)  # rendered without the watermark
+    small = {"m.png": png((50, 50))}
+    marked = renderer.render(_source((100, 100)), request, resources=small)
+    assert Image.open(io.BytesIO(marked.data)).convert("RGB").getpixel((5, 5)) == (200, 60, 30)
