@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from thumbor_py.errors import FilterError, ImageTooLargeError
-from thumbor_py.imaging import pixels
+from thumbor_py.imaging import formats, pixels
 from thumbor_py.imaging.filters import FilterContext, RenderPlan, apply_pixels, bind
 from thumbor_py.imaging.filters import build_registry as registry
 from thumbor_py.imaging.filters.convolve import _sharpen
@@ -182,3 +182,17 @@ def test_round_corner_with_a_huge_radius_keeps_a_small_mask() -> None:
     result = run(image, "round_corner(1500|1000,255,0,0)")
     assert result.getpixel((0, 0)) == (255, 0, 0)
     assert result.getpixel((1500, 1000)) == (0, 0, 255)
+
+
+def _zlib_level(png_data: bytes) -> int:
+    """The FLEVEL bits of the first IDAT's zlib header (0: fastest ... 3: maximum)."""
+    start = png_data.index(b"IDAT") + 4
+    return png_data[start + 1] >> 6
+
+
+@pytest.mark.parametrize(("side", "level"), [(1000, 2), (2100, 0)])
+def test_large_pngs_are_compressed_fast(side: int, level: int) -> None:
+    image = Image.new("RGB", (side, side), (10, 20, 30))
+    data = formats.encode(image, formats.EncodeOptions(format="PNG", quality=80))
+    assert _zlib_level(data) == level
+    assert Image.open(io.BytesIO(data)).getpixel((side - 1, side - 1)) == (10, 20, 30)

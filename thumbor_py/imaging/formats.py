@@ -42,6 +42,9 @@ _WEB_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "AVIF"})
 ANIMATED_FORMATS = frozenset({"GIF", "WEBP", "PNG", "AVIF"})
 _EXIF_ORIENTATION = 0x0112
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
+# Over this many output pixels, PNG is compressed at zlib level 1: one encode call cannot be
+# interrupted at a deadline, and level 6 takes about 0.3 s a megapixel on noisy content.
+_FAST_PNG_PIXELS = 4_000_000
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
@@ -228,6 +231,8 @@ def encode(image: Image.Image | list[Image.Image], options: EncodeOptions) -> by
     else:
         converted = [_convert_for(frame, fmt, options.keep_palette) for frame in frames]
     params = _params(options, animated=len(converted) > 1)
+    if fmt == "PNG" and sum(frame.width * frame.height for frame in converted) > _FAST_PNG_PIXELS:
+        params["compress_level"] = 1  # the same pixels: zlib's level 6 costs 5x on noise
     buffer = io.BytesIO()
     first, *rest = converted
     if rest:
