@@ -74,6 +74,8 @@ class Job:
 
 
 def filtered(image: Image.Image, layout: Layout, job: Job, ctx: flt.FilterContext) -> Image.Image:
+    """One frame through crop, resize and flip, then the pixel filters; the decoded source
+    is released once geometry is done with it, and the result is held to the budget."""
     job.budget.checkpoint()
     image = finish(image, layout, job.request, job.plan)
     job.release_source(keep=image)
@@ -83,7 +85,8 @@ def filtered(image: Image.Image, layout: Layout, job: Job, ctx: flt.FilterContex
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """The decoded (and trimmed) frames, their layout, and the animation timing."""
+    """The decoded (and trimmed) frames, their layout, and the animation timing. The
+    renderer pops the frames as it filters them, so each is freed once it is done."""
 
     images: list[Image.Image]
     layout: Layout
