@@ -13,7 +13,7 @@ from tests.conftest import SAMPLES
 from thumbor_py import url
 from thumbor_py.assembly import build_renderer
 from thumbor_py.config import Config
-from thumbor_py.imaging import formats, transform
+from thumbor_py.imaging import formats, job
 from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.transform import Renderer
 
@@ -75,7 +75,7 @@ def drafts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int] | None]:
         return original(opened, draft)
 
     monkeypatch.setattr(formats, "load_pixels", spy)
-    monkeypatch.setattr(transform._decode, "__defaults__", (spy,))
+    monkeypatch.setattr(job.decode, "__defaults__", (spy,))
     return seen
 
 
@@ -83,7 +83,7 @@ def full_decode(
     renderer: Renderer, data: bytes, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> bytes:
     with monkeypatch.context() as patch:
-        patch.setattr(transform, "draft_size", lambda *_: None)
+        patch.setattr(job, "draft_size", lambda *_: None)
         return renderer.render(PixelSource("test", data), url.parse(path)).data
 
 

@@ -101,6 +101,7 @@ STATUS_TABLE: dict[type[HttpError], int] = {
     errors.StorageError: 503,
     errors.StorageUnavailableError: 503,
     errors.StorageKeyError: 500,
+    errors.DeadlineExceededError: 503,
 }
 
 

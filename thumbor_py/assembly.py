@@ -26,7 +26,7 @@ from thumbor_py.config_checks import did_you_mean
 from thumbor_py.errors import ConfigError
 from thumbor_py.imaging import formats
 from thumbor_py.imaging.detection import SmartDetection
-from thumbor_py.imaging.filters import FilterSpec, build_registry, spec_of
+from thumbor_py.imaging.filters import FilterShapeError, FilterSpec, build_registry, spec_of
 from thumbor_py.imaging.master import MasterCache
 from thumbor_py.imaging.transform import Renderer
 from thumbor_py.pipeline import Pipeline, StoragePolicy
@@ -211,7 +211,10 @@ def load_filter_plugins(
         where = f"{key}[{index}]"
         if not is_object_path(path):
             raise ConfigError(f"{where}: expected 'module:function', got {path!r}")
-        spec = spec_of(import_object(path, where))
+        try:
+            spec = spec_of(import_object(path, where))
+        except FilterShapeError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
         if spec is None:
             raise ConfigError(f"{where}: {path!r} is not marked with @image_filter")
         specs.append(spec)

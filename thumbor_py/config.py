@@ -111,6 +111,11 @@ class ImagingConfig:
     revalidate_after: float | None = 60.0
     revalidate_grace: float = 300.0
 
+    # Cost limits of one request (see docs/limits.md).
+    max_filters: int = 20
+    max_kernel_size: int = 9
+    max_avif_pixels: int = 4_000_000
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class CoherenceConfig:

@@ -21,6 +21,7 @@
         ├── UpstreamError               502
         ├── UpstreamTimeoutError        504
         ├── OverloadedError             503, with ``Retry-After``
+        │   └── DeadlineExceededError   a render stopped at its deadline
         ├── NotReadyError               503  ``/readyz``: a dependency does not answer
         └── StorageError                503  a result storage failed (the guard degrades it;
             │                                only purge and a strict /readyz answer with it)
@@ -156,3 +157,7 @@ class StorageKeyError(StorageError):
     """An object key holds control characters or ``.``/``..`` segments (a plugin's bug)."""
 
     status = 500
+
+
+class DeadlineExceededError(OverloadedError):
+    """A render stopped at its request's deadline (503, with ``Retry-After``)."""

@@ -10,11 +10,11 @@ from PIL import Image
 
 from thumbor_py.app import create_app
 from thumbor_py.config import Config
-from thumbor_py.imaging.filters import POSITIVE_NUMBER, RenderState, image_filter
+from thumbor_py.imaging.filters import POSITIVE_NUMBER, FilterContext, image_filter
 
 
 @image_filter(POSITIVE_NUMBER)
-def explode(state: RenderState, value: int) -> None:
+def explode(image: Image.Image, ctx: FilterContext, value: int) -> Image.Image:
     """A plugin filter that fails on any argument, as a buggy or hostile one might."""
     raise ValueError(f"cannot explode by {value}")
 

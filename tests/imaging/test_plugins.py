@@ -127,3 +127,17 @@ def test_watermark_renders_with_resources() -> None:
     image = Image.open(io.BytesIO(rendered.data))
     assert image.getpixel((35, 25))[0] > 200  # type: ignore[index]
     assert image.getpixel((5, 5))[2] > 150  # type: ignore[index]
+
+
+def test_a_plugin_of_the_old_shape_is_a_config_error_naming_the_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "old_filter.py").write_text(
+        "from thumbor_py.imaging.filters import POSITIVE_NUMBER, image_filter\n"
+        "@image_filter(POSITIVE_NUMBER)\n"
+        "def old(state, value):\n"
+        "    state.image = None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"filter_plugins\[0\].*after \(image, ctx\)"):
+        load_filter_plugins(["old_filter:old"])

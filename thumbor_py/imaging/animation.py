@@ -3,6 +3,7 @@ and the loop count, so crop, resize, flip and every filter can run on each frame
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image
@@ -32,13 +33,15 @@ class Animation:
     loop: int | None
 
 
-def read_frames(opened: Opened) -> Animation:
-    """Decode every frame, composited as the source's disposal rules say (Pillow does)."""
+def read_frames(opened: Opened, checkpoint: Callable[[], None] = lambda: None) -> Animation:
+    """Decode every frame, composited as the source's disposal rules say (Pillow does);
+    ``checkpoint`` runs before each (it raises to stop at the render's deadline)."""
     image = opened.image
     frames: list[Image.Image] = []
     durations: list[int] = []
     try:
         for index in range(opened.frames):
+            checkpoint()
             image.seek(index)
             frame = image.convert("RGBA") if has_alpha(image) else image.convert("RGB")
             transpose = _TRANSPOSE.get(opened.orientation)

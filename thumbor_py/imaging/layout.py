@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from thumbor_py.config import ImagingConfig
-from thumbor_py.imaging import filters as flt
 from thumbor_py.imaging import geometry, meta
 from thumbor_py.imaging.geometry import Box, ResizeRequest
+from thumbor_py.imaging.plan import RenderPlan
 from thumbor_py.url import Crop, ImageRequest
 
 RESAMPLE = Image.Resampling.LANCZOS
@@ -52,7 +52,7 @@ class Layout:
 
 def layout_for(
     request: ImageRequest,
-    state: flt.RenderState,
+    plan: RenderPlan,
     size: tuple[int, int],
     config: ImagingConfig,
     trimmed_crop: Crop | None = None,
@@ -72,18 +72,18 @@ def layout_for(
     if normalized and crop is not None:
         crop = geometry.scale_crop(crop, work_size[0] / size[0])
     manual = geometry.manual_crop_box(crop, work_size)
-    return Layout(work_size, manual, _plan(state, manual, work_size))
+    return Layout(work_size, manual, _plan(plan, manual, work_size))
 
 
-def refocus(layout: Layout, state: flt.RenderState) -> Layout:
-    """``layout`` re-planned around the current ``state.focal_points`` (after detection)."""
-    return dataclasses.replace(layout, plan=_plan(state, layout.manual, layout.work_size))
+def refocus(layout: Layout, plan: RenderPlan) -> Layout:
+    """``layout`` re-planned around ``plan.focal_points`` (after detection)."""
+    return dataclasses.replace(layout, plan=_plan(plan, layout.manual, layout.work_size))
 
 
-def _plan(state: flt.RenderState, manual: Box | None, work_size: tuple[int, int]) -> geometry.Plan:
+def _plan(plan: RenderPlan, manual: Box | None, work_size: tuple[int, int]) -> geometry.Plan:
     # Focal points are in work pixels; a manual crop moves them and drops those outside it.
-    points = geometry.points_in_crop(state.focal_points, manual)
-    return geometry.plan(state.geometry, manual.size if manual else work_size, points)
+    points = geometry.points_in_crop(plan.focal_points, manual)
+    return geometry.plan(plan.geometry, manual.size if manual else work_size, points)
 
 
 def draft_size(size: tuple[int, int], layout: Layout) -> tuple[int, int] | None:
@@ -118,14 +118,14 @@ def record(layout: Layout, request: ImageRequest, operations: meta.Operations) -
 
 
 def finish(
-    image: Image.Image, layout: Layout, request: ImageRequest, state: flt.RenderState
+    image: Image.Image, layout: Layout, request: ImageRequest, plan: RenderPlan
 ) -> Image.Image:
     """Crop and resize in one resampling pass, then flip (debug only draws focal points)."""
     scale = layout.scale
     if request.debug:
         if layout.manual is not None:
             image = image.crop(_scaled(layout.manual, scale))
-        points = geometry.points_in_crop(state.focal_points, layout.manual)
+        points = geometry.points_in_crop(plan.focal_points, layout.manual)
         return meta.draw_focal_points(image, list(points))
     box = _combine(layout.manual, layout.plan.auto_crop)
     resize = layout.plan.resize

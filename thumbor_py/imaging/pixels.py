@@ -8,16 +8,25 @@ Pillow look-up tables or NumPy, so the filters themselves stay a few lines each.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, ImageFilter
+
+from thumbor_py.errors import FilterError
 
 FloatArray = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 ByteArray = npt.NDArray[np.uint8]
 Lut = list[int]
 IDENTITY: Lut = list(range(256))
+# The work (non-zero taps x pixels) a NumPy convolution may take: about a second of CPU.
+MAX_TAP_PIXELS = 30_000_000
+_PILLOW_KERNEL = 5
+# NumPy filters work on strips of about this many pixels, so their float copies stay small
+# (a 40-megapixel output as one float32 RGBA array would be 640 MB).
+STRIP_PIXELS = 1_000_000
+_MIN_STRIP_ROWS = 64
 
 
 def cdiv(numerator: int, denominator: int) -> int:
@@ -54,6 +63,38 @@ def apply_luts(image: Image.Image, red: Lut, green: Lut, blue: Lut) -> Image.Ima
     return image.point(tables)
 
 
+def in_strips(
+    image: Image.Image,
+    function: Callable[[Image.Image], Image.Image],
+    *,
+    support: int = 0,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> Image.Image:
+    """``function`` applied to horizontal strips of ``image``, the results pasted together.
+
+    ``function`` must keep the size, and each output row may depend on input rows at most
+    ``support`` away: every strip is cut with that many extra rows above and below, then
+    trimmed, so the result is the same as one call on the whole image. ``checkpoint`` runs
+    before each strip.
+    """
+    width, height = image.size
+    rows = max(_MIN_STRIP_ROWS, STRIP_PIXELS // max(width, 1))
+    if rows >= height:
+        checkpoint()
+        return function(image)
+    out: Image.Image | None = None
+    for top in range(0, height, rows):
+        checkpoint()
+        bottom = min(top + rows, height)
+        low, high = max(top - support, 0), min(bottom + support, height)
+        done = function(image.crop((0, low, width, high)))
+        if out is None:
+            out = Image.new(done.mode, image.size)
+        out.paste(done.crop((0, top - low, width, bottom - low)), (0, top))
+    assert out is not None
+    return out
+
+
 def to_array(image: Image.Image) -> ByteArray:
     """An (height, width, bands) uint8 view copy of an RGB or RGBA image."""
     return np.asarray(image, dtype=np.uint8).reshape(image.size[1], image.size[0], -1).copy()
@@ -67,28 +108,77 @@ def from_array(values: npt.NDArray[np.generic], mode: str) -> Image.Image:
     return Image.fromarray(clipped, mode)
 
 
-def convolve(values: npt.NDArray[np.generic], kernel: FloatArray) -> npt.NDArray[np.float64]:
-    """Correlate every band with ``kernel`` (rows x columns), clamping at the edges."""
+def convolve(
+    values: npt.NDArray[np.generic], kernel: FloatArray, checkpoint: Callable[[], None]
+) -> npt.NDArray[np.float32]:
+    """Correlate every band with ``kernel`` (rows x columns), clamping at the edges; one
+    pass per tap, with ``checkpoint`` called between them."""
     rows, columns = kernel.shape
     height, width = values.shape[:2]
     padded = np.pad(
-        values.astype(np.float64),
+        values.astype(np.float32),
         ((rows // 2, rows // 2), (columns // 2, columns // 2), (0, 0)),
         mode="edge",
     )
-    out = np.zeros(values.shape, dtype=np.float64)
+    out = np.zeros(values.shape, dtype=np.float32)
     for row in range(rows):
         for column in range(columns):
             weight = float(kernel[row, column])
             if weight:
-                out += weight * padded[row : row + height, column : column + width]
+                checkpoint()
+                out += np.float32(weight) * padded[row : row + height, column : column + width]
     return out
 
 
-def convolve_image(image: Image.Image, kernel: FloatArray) -> Image.Image:
-    """One pass of Thumbor's ``_convolution``: every band (alpha too), truncated to bytes."""
+def convolve_image(
+    image: Image.Image, kernel: FloatArray, checkpoint: Callable[[], None] = lambda: None
+) -> Image.Image:
+    """One pass of Thumbor's ``_convolution``: every band (alpha too), truncated to bytes.
+
+    Up to 5x5, Pillow's C ``Kernel`` filter does it (zero-padded to a square, the edges
+    replicated first, as Thumbor clamps them); larger kernels take one NumPy pass per tap
+    and are refused (FilterError, 400) when taps x pixels is over :data:`MAX_TAP_PIXELS`.
+    """
     image = as_rgb(image)
-    return from_array(convolve(to_array(image), kernel), image.mode)
+    rows, columns = kernel.shape
+    if rows <= _PILLOW_KERNEL and columns <= _PILLOW_KERNEL:
+        return _pillow_convolve(image, kernel)
+    taps = int(np.count_nonzero(kernel))
+    if taps * image.width * image.height > MAX_TAP_PIXELS:
+        raise FilterError(
+            f"convolution: a {rows}x{columns} kernel on {image.width}x{image.height} is over "
+            f"the work limit; use a kernel of 5x5 or less"
+        )
+    return from_array(convolve(to_array(image), kernel, checkpoint), image.mode)
+
+
+def _pillow_convolve(image: Image.Image, kernel: FloatArray) -> Image.Image:
+    side = 3 if kernel.shape[0] <= 3 and kernel.shape[1] <= 3 else _PILLOW_KERNEL
+    square = np.zeros((side, side), dtype=np.float64)
+    top, left = (side - kernel.shape[0]) // 2, (side - kernel.shape[1]) // 2
+    square[top : top + kernel.shape[0], left : left + kernel.shape[1]] = kernel
+    # Pillow rounds to nearest where Thumbor's C truncates: shift by half a level.
+    flt = ImageFilter.Kernel((side, side), square.ravel().tolist(), scale=1, offset=-0.5)
+    pad = side // 2
+    return (
+        _pad_edges(image, pad).filter(flt).crop((pad, pad, pad + image.width, pad + image.height))
+    )
+
+
+def _pad_edges(image: Image.Image, pad: int) -> Image.Image:
+    """``image`` with ``pad`` pixels around it, each a copy of the nearest edge pixel."""
+    width, height = image.size
+    out = Image.new(image.mode, (width + 2 * pad, height + 2 * pad))
+    out.paste(image, (pad, pad))
+    nearest = Image.Resampling.NEAREST
+    out.paste(image.crop((0, 0, 1, height)).resize((pad, height), nearest), (0, pad))
+    right = image.crop((width - 1, 0, width, height)).resize((pad, height), nearest)
+    out.paste(right, (width + pad, pad))
+    full = width + 2 * pad
+    out.paste(out.crop((0, pad, full, pad + 1)).resize((full, pad), nearest), (0, 0))
+    bottom = out.crop((0, height + pad - 1, full, height + pad)).resize((full, pad), nearest)
+    out.paste(bottom, (0, height + pad))
+    return out
 
 
 def gaussian_kernel(radius: int, sigma: float) -> npt.NDArray[np.float64]:
@@ -99,11 +189,28 @@ def gaussian_kernel(radius: int, sigma: float) -> npt.NDArray[np.float64]:
     return normalized
 
 
+def kernel_spread(radius: int, sigma: float) -> float:
+    """The standard deviation of Thumbor's (truncated) blur kernel, in pixels."""
+    weights = gaussian_kernel(radius, sigma)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    return float(np.sqrt((weights * offsets * offsets).sum()))
+
+
 def blur(image: Image.Image, radius: int, sigma: float = 0.0) -> Image.Image:
-    """Thumbor's separable Gaussian blur (a horizontal, then a vertical pass)."""
-    weights = gaussian_kernel(min(radius, 150), sigma or float(radius))
-    image = convolve_image(image, weights.reshape(1, -1))
-    return convolve_image(image, weights.reshape(-1, 1))
+    """Thumbor's Gaussian blur, done by Pillow's C ``GaussianBlur`` with the same spread.
+
+    Thumbor convolves with ``2*radius+1`` taps (radius capped at 150), which costs a pass
+    per tap; Pillow's extended box blur costs the same for any radius. The spread is capped
+    at the image's longer side: beyond that every blur looks the same. ``blur(1)`` is
+    Thumbor's kernel itself, as one 3x3 pass.
+    """
+    radius = min(radius, 150)
+    sigma = sigma or float(radius)
+    if radius == 1:  # three taps: a box blur is a poor stand-in, and the exact 3x3 is cheap
+        weights = gaussian_kernel(radius, sigma)
+        return _pillow_convolve(as_rgb(image), np.outer(weights, weights))
+    spread = min(kernel_spread(radius, sigma), float(max(image.size)))
+    return as_rgb(image).filter(ImageFilter.GaussianBlur(spread))
 
 
 def curve_lut(points: Sequence[tuple[int, int]]) -> Lut:

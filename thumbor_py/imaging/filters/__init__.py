@@ -1,10 +1,18 @@
 """The filter framework: typed URL arguments, phases, registration and application.
 
-A filter is a plain function taking a :class:`RenderState` and its parsed arguments,
-marked with :func:`image_filter`. Arguments are declared as :class:`Arg` types; a call whose
-arguments do not match is ignored (as Thumbor does) unless strict mode is on, and so is an
-unknown filter name. Marking has no side effect: the registry is built from the built-in
-modules (and the plugin functions the assembly resolved) by :func:`build_registry`.
+A filter is a plain function marked with :func:`image_filter`; its URL arguments are
+declared as :class:`Arg` types and arrive parsed, after the leading parameters its phase
+gives it. Each phase has one shape, and no filter changes shared state:
+
+* ``pre_load`` and ``after_load``: ``f(plan: RenderPlan, *args) -> RenderPlan`` (the plan
+  returned replaces the old one; ``after_load`` plans know the source's size and format);
+* ``output``: ``f(options: OutputOptions, *args) -> OutputOptions``;
+* ``post_transform``: ``f(image: Image, ctx: FilterContext, *args) -> Image`` (runs once per
+  frame of an animation; ``ctx`` is read-only).
+
+A call whose arguments do not match is ignored (as Thumbor does) unless strict mode is on,
+and so is an unknown filter name. Marking has no side effect: the registry is built from
+the built-in modules (and the plugin functions the assembly resolved) by :func:`build_registry`.
 """
 
 from __future__ import annotations
@@ -21,21 +29,60 @@ from urllib.parse import unquote
 from PIL import Image
 
 from thumbor_py.errors import FilterArgumentError, FilterError
-from thumbor_py.imaging.geometry import FocalPoint, ResizeRequest
+from thumbor_py.imaging.geometry import FocalPoint
+from thumbor_py.imaging.plan import Budget, OutputOptions, RenderPlan
 from thumbor_py.url import FilterCall
+
+__all__ = [
+    "BOOLEAN",
+    "DECIMAL",
+    "IMAGE_URL",
+    "NUMBER",
+    "PHASES",
+    "POSITIVE_NON_ZERO_NUMBER",
+    "POSITIVE_NUMBER",
+    "STRING",
+    "Arg",
+    "BoundFilter",
+    "FilterContext",
+    "FilterSpec",
+    "OutputOptions",
+    "RenderPlan",
+    "apply_options",
+    "apply_pixels",
+    "apply_plan",
+    "bind",
+    "build_registry",
+    "image_filter",
+    "load_plugins",
+    "make_spec",
+    "spec_of",
+]
 
 log = logging.getLogger(__name__)
 
-Phase = Literal["pre_load", "after_load", "post_transform"]
-PHASES: tuple[Phase, ...] = ("pre_load", "after_load", "post_transform")
+Phase = Literal["pre_load", "after_load", "output", "post_transform"]
+PHASES: tuple[Phase, ...] = ("pre_load", "after_load", "output", "post_transform")
+_LEADING = {"pre_load": 1, "after_load": 1, "output": 1, "post_transform": 2}
+_SHAPES = {
+    "pre_load": "(plan)",
+    "after_load": "(plan)",
+    "output": "(options)",
+    "post_transform": "(image, ctx)",
+}
+# The longest argument list a filter call may have (the text between its parentheses):
+# enough for four curves of 64 points, and a bound on the work of matching it.
+MAX_ARGS_LENGTH = 4096
 
 
 @dataclass(frozen=True, slots=True)
 class Arg:
     """A typed filter argument: the text it matches and how it is parsed.
 
-    ``resource`` marks an argument naming another image (a watermark, a frame) that the
-    pipeline loads, through the same loader as the source, before the render starts.
+    ``regex`` must be unambiguous (one way to match a given text: no ``\\d*\\d*``) so
+    that matching stays linear. ``resource`` marks an argument naming another image (a
+    watermark, a frame) that the pipeline loads, through the same loader as the source,
+    before the render starts.
     """
 
     regex: str
@@ -47,62 +94,58 @@ def _strip_quotes(value: str) -> str:
     return value[1:-1] if len(value) > 2 and value[0] == value[-1] == "'" else value
 
 
-POSITIVE_NUMBER = Arg(r"[\d]+", int)
-POSITIVE_NON_ZERO_NUMBER = Arg(r"[\d]*[1-9][\d]*", int)
-NUMBER = Arg(r"[-]?[\d]+", int)
-DECIMAL = Arg(r"[-]?(?:(?:[\d]+\.?[\d]*)|(?:[\d]*\.?[\d]+))", float)
+POSITIVE_NUMBER = Arg(r"\d+", int)
+POSITIVE_NON_ZERO_NUMBER = Arg(r"0*[1-9]\d*", int)
+NUMBER = Arg(r"-?\d+", int)
+DECIMAL = Arg(r"-?(?:\d+(?:\.\d*)?|\.\d+)", float)
 BOOLEAN = Arg(r"[Tt]rue|[Ff]alse|1|0", lambda v: v in ("true", "True", "1"))
-STRING = Arg(r"(?:'.+?')|(?:[^,]+?)", _strip_quotes)
+# Unquoted, a string neither starts nor ends with a space (the separators' ``\s*`` take
+# them): one way to match, where Thumbor's lazy ``[^,]+?`` had one per trailing space.
+STRING = Arg(r"(?:'.+?')|(?:[^,\s](?:[^,]*[^,\s])?)", _strip_quotes)
 IMAGE_URL = Arg(STRING.regex, _strip_quotes, resource=True)
 
 
-@dataclass(slots=True, kw_only=True)
-class RenderState:
-    """The mutable state of one render that filters read and change.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilterContext:
+    """What a pixel filter may read besides its image: the plan, the images its arguments
+    named, the limits, and (once geometry is done) where source points land in the output.
 
-    Post-transform filters run once per frame of an animation, each time with ``image`` set
-    to that frame, so they must only derive the rest of the state from their arguments.
+    Filters that allocate a larger canvas call :meth:`check_canvas` first; long filters may
+    call :meth:`checkpoint` between their passes.
     """
 
-    image: Image.Image | None
-    geometry: ResizeRequest
-    source_format: str
-    quality: int
-    format: str | None = None
-    focal_points: list[FocalPoint] = field(default_factory=list)
-    strip_icc: bool = False
-    strip_exif: bool = True
-    max_age: int | None = None
-    max_bytes: int | None = None
-    oriented_size: tuple[int, int] = (0, 0)
-    auto_png_to_jpg: bool | None = None
-    source: str = ""
+    plan: RenderPlan
+    budget: Budget
     resources: Mapping[str, bytes] = field(default_factory=dict)
     max_pixels: int = 75_000_000
-    strict: bool = False
-    meta: bool = False
-    # Maps a point of the (oriented) source onto the output image, once geometry is done.
+    max_kernel_size: int = 9
     map_point: Callable[[float, float], tuple[float, float]] | None = None
+    # Resources decoded so far in this render (see ``canvas.open_resource``).
+    decoded: dict[str, Image.Image] = field(default_factory=dict)
 
     @property
-    def pixels(self) -> Image.Image:
-        """The current image; only valid after loading."""
-        if self.image is None:
-            raise RuntimeError("filter ran before the image was loaded")
-        return self.image
+    def focal_points(self) -> tuple[FocalPoint, ...]:
+        """The plan's focal points (explicit, extracted or detected), in source pixels."""
+        return self.plan.focal_points
 
-    @property
-    def requested_size(self) -> tuple[int, int]:
-        """The box the URL asked for, with 0 (or ``orig``) replaced by the current size."""
-        width, height = self.pixels.size
-        req_w, req_h = self.geometry.width, self.geometry.height
-        return (
-            req_w if isinstance(req_w, int) and req_w > 0 else width,
-            req_h if isinstance(req_h, int) and req_h > 0 else height,
-        )
+    def requested_size(self, image: Image.Image) -> tuple[int, int]:
+        """The box the URL asked for, with 0 (or ``orig``) replaced by ``image``'s side."""
+        return self.plan.requested_size(image.size)
+
+    def check_canvas(self, size: tuple[int, int], what: str = "filter output") -> None:
+        """Refuse (400) a canvas of ``size`` (per frame) that is over the output budget."""
+        self.budget.check_canvas(size, what)
+
+    def checkpoint(self) -> None:
+        """Stop (503) when the render's deadline has passed."""
+        self.budget.checkpoint()
 
 
-FilterFunction = Callable[..., None]
+FilterFunction = Callable[..., Any]
+
+
+class FilterShapeError(TypeError):
+    """A function marked as a filter whose parameters do not fit its phase's shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +154,8 @@ class FilterSpec:
 
     ``meta`` filters change the output size (``rotate``, ``proportion``); they also run for
     ``meta/`` requests, on a 1-bit placeholder, so the JSON reports the size they produce.
+    ``grows`` filters may enlarge the canvas up to the requested box (``fill``,
+    ``upscale``): the output budget is checked for that box before the render starts.
     """
 
     name: str
@@ -120,10 +165,11 @@ class FilterSpec:
     function: FilterFunction
     pattern: re.Pattern[str]
     meta: bool = False
+    grows: bool = False
 
     def parse(self, call: FilterCall) -> tuple[Any, ...] | None:
         """The parsed arguments of ``call``, or None when they do not match."""
-        if call.args is None:
+        if call.args is None or len(call.args) > MAX_ARGS_LENGTH:
             return None
         # The path arrives still %-encoded (``[`` as ``%5B``); Thumbor matches decoded text.
         match = self.pattern.fullmatch(f"{call.name}({unquote(call.args)})")
@@ -156,12 +202,16 @@ _SPEC_ATTRIBUTE = "__thumbor_filter__"
 
 
 def image_filter(
-    *args: Arg, phase: Phase = "post_transform", name: str | None = None, meta: bool = False
+    *args: Arg,
+    phase: Phase = "post_transform",
+    name: str | None = None,
+    meta: bool = False,
+    grows: bool = False,
 ) -> Callable[[FilterFunction], FilterFunction]:
     """Mark a function as a filter; its optional arguments are its defaulted parameters."""
 
     def mark(function: FilterFunction) -> FilterFunction:
-        spec = make_spec(function, args, phase=phase, name=name, meta=meta)
+        spec = make_spec(function, args, phase=phase, name=name, meta=meta, grows=grows)
         setattr(function, _SPEC_ATTRIBUTE, spec)
         return function
 
@@ -195,15 +245,19 @@ def make_spec(
     phase: Phase,
     name: str | None = None,
     meta: bool = False,
+    grows: bool = False,
 ) -> FilterSpec:
     """Describe ``function`` as a filter without registering it."""
     filter_name = name or function.__name__
-    params = list(inspect.signature(function).parameters.values())[1:]
+    params = list(inspect.signature(function).parameters.values())[_LEADING[phase] :]
     if len(params) != len(args):
-        raise TypeError(f"filter {filter_name}: {len(args)} Arg types for {len(params)} parameters")
+        raise FilterShapeError(
+            f"filter {filter_name}: {len(args)} Arg type(s) for {len(params)} parameter(s) "
+            f"after {_SHAPES[phase]}"
+        )
     required = sum(1 for p in params if p.default is inspect.Parameter.empty)
     pattern = _pattern(filter_name, args, required)
-    return FilterSpec(filter_name, phase, args, required, function, pattern, meta)
+    return FilterSpec(filter_name, phase, args, required, function, pattern, meta, grows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +283,18 @@ def bind(
     registry: Mapping[str, FilterSpec],
     allowed: frozenset[str] | None = None,
     strict: bool = False,
+    max_filters: int = 0,
 ) -> tuple[BoundFilter, ...]:
-    """Match URL filter calls to registered filters; unknown or malformed ones are dropped."""
+    """Match URL filter calls to registered filters; unknown or malformed ones are dropped.
+
+    More than ``max_filters`` calls (0 = no cap) is a 400, whatever their names: each call
+    costs a pass over every frame.
+    """
+    calls = tuple(calls)
+    if max_filters > 0 and len(calls) > max_filters:
+        raise FilterArgumentError(
+            f"{len(calls)} filters, over the {max_filters}-filter max_filters limit"
+        )
     bound = []
     for call in calls:
         spec = registry.get(call.name)
@@ -246,23 +310,66 @@ def bind(
     return tuple(bound)
 
 
-def run_phase(filters: Iterable[BoundFilter], phase: Phase, state: RenderState) -> None:
-    """Run the filters of one phase, in URL order.
+def apply_plan(
+    filters: Iterable[BoundFilter], phase: Phase, plan: RenderPlan, *, strict: bool = False
+) -> RenderPlan:
+    """The plan after the ``pre_load`` or ``after_load`` filters, in URL order."""
+    for item in _of_phase(filters, phase):
+        result = _call(item, strict, plan)
+        plan = result if isinstance(result, RenderPlan) else plan
+    return plan
 
-    A filter refuses an argument value it cannot use (``rotate(45)``) by raising
-    :class:`FilterArgumentError`: the call is skipped, as Thumbor does, unless strict.
+
+def apply_options(
+    filters: Iterable[BoundFilter], options: OutputOptions, *, strict: bool = False
+) -> OutputOptions:
+    """The output options after the ``output`` filters, in URL order."""
+    for item in _of_phase(filters, "output"):
+        result = _call(item, strict, options)
+        options = result if isinstance(result, OutputOptions) else options
+    return options
+
+
+def apply_pixels(
+    filters: Iterable[BoundFilter],
+    image: Image.Image,
+    ctx: FilterContext,
+    *,
+    strict: bool = False,
+    meta: bool = False,
+) -> Image.Image:
+    """``image`` after the ``post_transform`` filters (only the ``meta`` ones when ``meta``).
+
+    The deadline is checked before each filter and the output budget after each one.
     """
-    for item in filters:
-        if item.spec.phase != phase or (state.meta and phase == PHASES[2] and not item.spec.meta):
+    for item in _of_phase(filters, "post_transform"):
+        if meta and not item.spec.meta:
             continue
-        try:
-            item.spec.function(state, *item.args)
-        except FilterArgumentError:
-            if state.strict:
-                raise
-            log.debug("ignoring filter %s%s: argument refused", item.spec.name, item.args)
-        except (ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
-            # Hostile or absurd arguments must not become a 500 (nor a silently wrong image
-            # cached for a day): answer 400 naming the filter, and keep the trace in the log.
-            log.warning("filter %s%s failed", item.spec.name, item.args, exc_info=True)
-            raise FilterError(f"filter {item.spec.name}() cannot apply these arguments") from exc
+        ctx.checkpoint()
+        result = _call(item, strict, image, ctx)
+        if isinstance(result, Image.Image):
+            image = result
+            ctx.check_canvas(image.size, f"{item.spec.name}() output")
+    return image
+
+
+def _of_phase(filters: Iterable[BoundFilter], phase: Phase) -> Iterable[BoundFilter]:
+    return (item for item in filters if item.spec.phase == phase)
+
+
+def _call(item: BoundFilter, strict: bool, *leading: object) -> object:
+    """Call one filter. A filter refuses an argument value it cannot use (``rotate(45)``)
+    by raising :class:`FilterArgumentError`: the call is skipped (None), as Thumbor does,
+    unless strict."""
+    try:
+        return item.spec.function(*leading, *item.args)
+    except FilterArgumentError:
+        if strict:
+            raise
+        log.debug("ignoring filter %s%s: argument refused", item.spec.name, item.args)
+        return None
+    except (ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
+        # Hostile or absurd arguments must not become a 500 (nor a silently wrong image
+        # cached for a day): answer 400 naming the filter, and keep the trace in the log.
+        log.warning("filter %s%s failed", item.spec.name, item.args, exc_info=True)
+        raise FilterError(f"filter {item.spec.name}() cannot apply these arguments") from exc

@@ -7,16 +7,17 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageColor, ImageDraw, UnidentifiedImageError
+import numpy.typing as npt
+from PIL import Image, ImageColor, ImageDraw, ImageStat, UnidentifiedImageError
 
-from thumbor_py.errors import FilterArgumentError
+from thumbor_py.errors import FilterArgumentError, FilterError
 from thumbor_py.imaging import pixels
 from thumbor_py.imaging.filters import (
     BOOLEAN,
     IMAGE_URL,
     POSITIVE_NUMBER,
     Arg,
-    RenderState,
+    FilterContext,
     image_filter,
 )
 
@@ -24,7 +25,12 @@ _WORD = Arg(r"[\w]+", str)
 _POSITION = Arg(r"(?:-?\d+p?)|center|repeat", str)
 _RATIO = Arg(r"(?:-?\d+)|none", str)
 _RADIUS = Arg(r"[\d]+(?:\|[\d]+)?", str)
+Flags = npt.NDArray[np.bool_]
 _SUPERSAMPLE = 4
+_MAX_MASK_SIDE = 2048
+# A nine-patch has nine cells; a few stretch regions per side is plenty. Each cell is a
+# resize and a composite, so a patch striped pixel by pixel must not mean millions of them.
+_MAX_CELLS = 1024
 
 
 def parse_color(name: str) -> tuple[int, int, int, int]:
@@ -42,16 +48,20 @@ def parse_color(name: str) -> tuple[int, int, int, int]:
 
 def mean_color(image: Image.Image) -> tuple[int, int, int, int]:
     """The mean R, G and B (floored, as Thumbor's ``fill(auto)``), opaque."""
-    values = pixels.to_array(pixels.as_rgb(image))[:, :, :3].reshape(-1, 3)
-    red, green, blue = (int(v) for v in values.sum(axis=0) // max(len(values), 1))
+    rgb = pixels.as_rgb(image)
+    count = max(rgb.width * rgb.height, 1)
+    # ImageStat sums in C without a copy; the float sums are exact (under 2**53).
+    red, green, blue = (int(total) // count for total in ImageStat.Stat(rgb).sum[:3])
     return (red, green, blue, 255)
 
 
-@image_filter(_WORD, BOOLEAN)
-def fill(state: RenderState, color: str, fill_transparent: bool = False) -> None:
+@image_filter(_WORD, BOOLEAN, grows=True)
+def fill(
+    image: Image.Image, ctx: FilterContext, color: str, fill_transparent: bool = False
+) -> Image.Image:
     """``fill(color|auto|blur|transparent[,fill_transparent])``: pad to the requested box."""
-    image = state.pixels
-    target = state.requested_size
+    target = ctx.requested_size(image)
+    ctx.check_canvas(target, "fill() output")
     if color == "blur":
         background = pixels.blur(image.convert("RGBA"), 50).resize(target, Image.Resampling.LANCZOS)
     else:
@@ -63,7 +73,7 @@ def fill(state: RenderState, color: str, fill_transparent: bool = False) -> None
         _composite(background, overlay, position)
     else:
         background.paste(overlay, position)
-    state.image = _keep_opaque(background, image)
+    return _keep_opaque(background, image)
 
 
 def _keep_opaque(result: Image.Image, original: Image.Image) -> Image.Image:
@@ -87,22 +97,27 @@ def _composite(base: Image.Image, overlay: Image.Image, position: tuple[int, int
 
 
 @image_filter(_WORD)
-def background_color(state: RenderState, color: str) -> None:
+def background_color(image: Image.Image, ctx: FilterContext, color: str) -> Image.Image:
     """``background_color(color)``: composite a transparent image onto a solid colour."""
-    image = state.pixels
     if not pixels.has_alpha(image):
-        return
+        return image
     background = Image.new("RGBA", image.size, parse_color(color))
     background.alpha_composite(image.convert("RGBA"))
-    state.image = background
+    return background
 
 
 @image_filter(_RADIUS, POSITIVE_NUMBER, POSITIVE_NUMBER, POSITIVE_NUMBER, BOOLEAN)
 def round_corner(
-    state: RenderState, radius: str, red: int, green: int, blue: int, transparent: bool = False
-) -> None:
+    image: Image.Image,
+    ctx: FilterContext,
+    radius: str,
+    red: int,
+    green: int,
+    blue: int,
+    transparent: bool = False,
+) -> Image.Image:
     """``round_corner(a[|b],r,g,b[,transparent])``: elliptic corners in a colour (or clear)."""
-    image = pixels.as_rgb(state.pixels)
+    image = pixels.as_rgb(image)
     if transparent:
         image = image.convert("RGBA")
     width, height = image.size
@@ -110,7 +125,7 @@ def round_corner(
     a_radius = min(int(a_text), width // 2)
     b_radius = min(int(b_text or a_text), height // 2)
     if a_radius <= 0 or b_radius <= 0:
-        return
+        return image
     mask = _corner_mask(width, height, a_radius, b_radius)
     colour = Image.new(image.mode, image.size, (red, green, blue, 255)[: len(image.mode)])
     result = Image.composite(image, colour, mask)
@@ -118,12 +133,14 @@ def round_corner(
         alpha = Image.new("L", image.size, 0)
         alpha.paste(image.getchannel("A"), mask=mask)
         result.putalpha(alpha)
-    state.image = result
+    return result
 
 
 def _corner_mask(width: int, height: int, a_radius: int, b_radius: int) -> Image.Image:
     """255 inside the rounded rectangle, 0 in the corners, anti-aliased on the curve."""
-    big = Image.new("L", (a_radius * _SUPERSAMPLE, b_radius * _SUPERSAMPLE), 0)
+    # Large corners need less anti-aliasing, and a 4x mask of them would be 4x the image.
+    factor = max(1, min(_SUPERSAMPLE, _MAX_MASK_SIDE // max(a_radius, b_radius)))
+    big = Image.new("L", (a_radius * factor, b_radius * factor), 0)
     ImageDraw.Draw(big).ellipse((0, 0, big.size[0] * 2, big.size[1] * 2), fill=255)
     corner = big.resize((a_radius, b_radius), Image.Resampling.BOX)
     mask = Image.new("L", (width, height), 255)
@@ -134,15 +151,32 @@ def _corner_mask(width: int, height: int, a_radius: int, b_radius: int) -> Image
     return mask
 
 
-def open_resource(state: RenderState, url: str) -> Image.Image | None:
-    """The image another filter argument names, decoded as RGBA; None when unavailable."""
-    data = state.resources.get(url)
-    if data is None:
-        return None
+def open_resource(ctx: FilterContext, url: str) -> Image.Image | None:
+    """The image another filter argument names, decoded as RGBA; None when unavailable.
+
+    For an animation it is decoded once and each frame gets a copy; a single frame gets
+    the decoded image itself (a cached one and its copy would be twice the memory).
+    """
+    decoded = ctx.decoded.get(url)
+    if decoded is None:
+        data = ctx.resources.get(url)
+        if data is None:
+            return None
+        # A watermark or frame image is drawn into the output, so it gets the output's
+        # pixel budget (and it is decoded twice as wide: RGB, then RGBA).
+        limit = min(ctx.max_pixels, ctx.budget.max_output_pixels)
+        decoded = _decode_resource(data, url, limit)
+        if ctx.budget.frames <= 1:
+            return decoded
+        ctx.decoded[url] = decoded
+    return decoded.copy()
+
+
+def _decode_resource(data: bytes, url: str, max_pixels: int) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as source:
-            if source.size[0] * source.size[1] > state.max_pixels:
-                raise FilterArgumentError(f"{url}: over the pixel limit")
+            if source.size[0] * source.size[1] > max_pixels:
+                raise FilterArgumentError(f"{url}: over the {max_pixels}-pixel limit")
             return source.convert("RGBA")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise FilterArgumentError(f"{url}: not a decodable image") from exc
@@ -150,30 +184,30 @@ def open_resource(state: RenderState, url: str) -> Image.Image | None:
 
 @image_filter(IMAGE_URL, _POSITION, _POSITION, POSITIVE_NUMBER, _RATIO, _RATIO)
 def watermark(
-    state: RenderState,
+    image: Image.Image,
+    ctx: FilterContext,
     url: str,
     x: str,
     y: str,
     alpha: int,
     w_ratio: str = "none",
     h_ratio: str = "none",
-) -> None:
+) -> Image.Image:
     """``watermark(image,x,y,alpha[,w_ratio,h_ratio])``: overlay another image.
 
     ``x``/``y`` are pixels (negative counts from the right/bottom), ``Np`` percentages,
     ``center`` or ``repeat``; ``alpha`` is 0 (opaque) to 100 (invisible); the ratios are
     the largest share (%) of the image the watermark may cover.
     """
-    mark = open_resource(state, url)
+    mark = open_resource(ctx, url)
     if mark is None:
-        return
-    image = state.pixels
+        return image
     mark.putalpha(mark.getchannel("A").point(_shift_lut(-pixels.cdiv(255 * alpha, 100))))
     mark = _fit_mark(mark, image.size, _ratio(w_ratio), _ratio(h_ratio))
     base = image.convert("RGBA")
     for position in _positions(image.size, mark.size, x, y):
         _composite(base, mark, position)
-    state.image = base if pixels.has_alpha(image) else base.convert("RGB")
+    return base if pixels.has_alpha(image) else base.convert("RGB")
 
 
 def _shift_lut(delta: int) -> list[int]:
@@ -250,21 +284,23 @@ def _repeat(tiles: tuple[int, int], mark: int) -> list[int]:
 
 
 @image_filter(IMAGE_URL)
-def frame(state: RenderState, url: str) -> None:
+def frame(image: Image.Image, ctx: FilterContext, url: str) -> Image.Image:
     """``frame(image)``: draw a nine-patch around the image (padded to its content box)."""
-    patch = open_resource(state, url)
+    patch = open_resource(ctx, url)
     if patch is None:
-        return
+        return image
     if patch.size[0] < 3 or patch.size[1] < 3:
         raise FilterArgumentError(f"frame: {url} is too small to be a nine-patch")
-    marks = pixels.to_array(patch)
-    stretchy = (marks[:, :, :3].max(axis=2) == 0) & (marks[:, :, 3] == 255)
-    left, top, right, bottom = _padding(stretchy)
-    image = state.pixels.convert("RGBA")
-    target = Image.new("RGBA", (image.size[0] + left + right, image.size[1] + top + bottom), "#fff")
-    target.alpha_composite(image, (left, top))
-    columns = _cells(stretchy[0, 1:-1], target.size[0])
-    rows = _cells(stretchy[1:-1, 0], target.size[1])
+    top_edge, bottom_edge, left_edge, right_edge = _edges(patch)
+    left, top, right, bottom = _padding(bottom_edge, right_edge)
+    size = (image.size[0] + left + right, image.size[1] + top + bottom)
+    ctx.check_canvas(size, "frame() output")
+    columns = _cells(top_edge, size[0])
+    rows = _cells(left_edge, size[1])
+    if len(columns) * len(rows) > _MAX_CELLS:
+        raise FilterError(f"frame: {url} has more than {_MAX_CELLS} nine-patch cells")
+    target = Image.new("RGBA", size, "#fff")
+    target.alpha_composite(image.convert("RGBA"), (left, top))
     for src_y, src_h, dst_y, dst_h in rows:
         for src_x, src_w, dst_x, dst_w in columns:
             if dst_w <= 0 or dst_h <= 0:
@@ -272,14 +308,34 @@ def frame(state: RenderState, url: str) -> None:
             cell = patch.crop((src_x + 1, src_y + 1, src_x + 1 + src_w, src_y + 1 + src_h))
             cell = cell.resize((dst_w, dst_h), Image.Resampling.BILINEAR)
             _composite(target, cell, (dst_x, dst_y))
-    state.image = target
+    return target
 
 
-def _padding(stretchy: np.ndarray) -> tuple[int, int, int, int]:  # type: ignore[type-arg]
+def _edges(patch: Image.Image) -> tuple[Flags, Flags, Flags, Flags]:
+    """The black, opaque markers along each border of a nine-patch, corners excluded: top,
+    bottom, left, right. Only the borders are read, so a large patch is not copied whole."""
+    width, height = patch.size
+    boxes = (
+        (1, 0, width - 1, 1),
+        (1, height - 1, width - 1, height),
+        (0, 1, 1, height - 1),
+        (width - 1, 1, width, height - 1),
+    )
+    top, bottom, left, right = (_markers(patch.crop(box)) for box in boxes)
+    return top, bottom, left, right
+
+
+def _markers(strip: Image.Image) -> Flags:
+    values = pixels.to_array(strip).reshape(-1, 4)
+    markers: Flags = (values[:, :3].max(axis=1) == 0) & (values[:, 3] == 255)
+    return markers
+
+
+def _padding(bottom_edge: Flags, right_edge: Flags) -> tuple[int, int, int, int]:
     """Content-box padding from the bottom row and the right column of a nine-patch."""
-    bottom_row = np.flatnonzero(stretchy[-1, 1:-1])
-    right_column = np.flatnonzero(stretchy[1:-1, -1])
-    inner_w, inner_h = stretchy.shape[1] - 2, stretchy.shape[0] - 2
+    bottom_row = np.flatnonzero(bottom_edge)
+    right_column = np.flatnonzero(right_edge)
+    inner_w, inner_h = len(bottom_edge), len(right_edge)
     left = int(bottom_row[0]) if bottom_row.size else 0
     right = inner_w - 1 - int(bottom_row[-1]) if bottom_row.size else 0
     top = int(right_column[0]) if right_column.size else 0
@@ -287,7 +343,7 @@ def _padding(stretchy: np.ndarray) -> tuple[int, int, int, int]:  # type: ignore
     return left, top, right, bottom
 
 
-def _cells(flags: np.ndarray, target: int) -> list[tuple[int, int, int, int]]:  # type: ignore[type-arg]
+def _cells(flags: Flags, target: int) -> list[tuple[int, int, int, int]]:
     """Runs of equal stretchiness: (source start, source length, target start, length)."""
     runs: list[tuple[int, int, bool]] = []
     for index, flag in enumerate(flags.tolist()):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 
 import numpy as np
+from PIL import Image
 
 from thumbor_py.errors import FilterArgumentError
 from thumbor_py.imaging import pixels
@@ -15,7 +16,7 @@ from thumbor_py.imaging.filters import (
     POSITIVE_NUMBER,
     STRING,
     Arg,
-    RenderState,
+    FilterContext,
     image_filter,
 )
 
@@ -27,29 +28,31 @@ def _shift(delta: int) -> pixels.Lut:
 
 
 @image_filter(NUMBER)
-def brightness(state: RenderState, value: int) -> None:
+def brightness(image: Image.Image, ctx: FilterContext, value: int) -> Image.Image:
     """``brightness(N)``: add N% of 255 to every colour channel (N may be negative)."""
     lut = _shift(pixels.cdiv(255 * value, 100))
-    state.image = pixels.apply_luts(state.pixels, lut, lut, lut)
+    return pixels.apply_luts(image, lut, lut, lut)
 
 
 @image_filter(NUMBER)
-def contrast(state: RenderState, value: int) -> None:
+def contrast(image: Image.Image, ctx: FilterContext, value: int) -> Image.Image:
     """``contrast(N)``: scale every channel around 128 by ``((N+100)/100)²``."""
     factor = pixels.cdiv((value + 100) * (value + 100), 100)
     lut = [pixels.clamp(pixels.cdiv(factor * (v - 128), 100) + 128) for v in range(256)]
-    state.image = pixels.apply_luts(state.pixels, lut, lut, lut)
+    return pixels.apply_luts(image, lut, lut, lut)
 
 
 @image_filter(NUMBER, NUMBER, NUMBER)
-def rgb(state: RenderState, red: int, green: int, blue: int) -> None:
+def rgb(image: Image.Image, ctx: FilterContext, red: int, green: int, blue: int) -> Image.Image:
     """``rgb(R,G,B)``: add R%, G% and B% of 255 to the red, green and blue channels."""
     luts = [_shift(pixels.cdiv(255 * value, 100)) for value in (red, green, blue)]
-    state.image = pixels.apply_luts(state.pixels, *luts)
+    return pixels.apply_luts(image, *luts)
 
 
 @image_filter(POSITIVE_NUMBER, POSITIVE_NUMBER, POSITIVE_NUMBER, STRING)
-def colorize(state: RenderState, red_pct: int, green_pct: int, blue_pct: int, fill: str) -> None:
+def colorize(
+    image: Image.Image, ctx: FilterContext, red_pct: int, green_pct: int, blue_pct: int, fill: str
+) -> Image.Image:
     """``colorize(R%,G%,B%,rrggbb)``: blend each channel towards the fill colour."""
     try:
         fill_rgb = bytes.fromhex(fill)
@@ -61,17 +64,18 @@ def colorize(state: RenderState, red_pct: int, green_pct: int, blue_pct: int, fi
         [pixels.clamp((v * (100.0 - pct) + target * pct) / 100.0) for v in range(256)]
         for pct, target in zip((red_pct, green_pct, blue_pct), fill_rgb, strict=True)
     ]
-    state.image = pixels.apply_luts(state.pixels, *luts)
+    return pixels.apply_luts(image, *luts)
 
 
 @image_filter(_CURVE, _CURVE, _CURVE, _CURVE)
 def curve(
-    state: RenderState,
+    image: Image.Image,
+    ctx: FilterContext,
     all_channels: tuple[tuple[int, int], ...],
     red: tuple[tuple[int, int], ...],
     green: tuple[tuple[int, int], ...],
     blue: tuple[tuple[int, int], ...],
-) -> None:
+) -> Image.Image:
     """``curve([(x,y),…] ×4)``: spline curves for all channels, then red, green, blue."""
     try:
         overall = pixels.curve_lut(all_channels)
@@ -80,20 +84,20 @@ def curve(
         raise FilterArgumentError(f"curve: {exc}") from exc
     # Thumbor applies the channel curve first, then the all-channels one.
     composed = [[overall[lut[v]] for v in range(256)] for lut in luts]
-    state.image = pixels.apply_luts(state.pixels, *composed)
+    return pixels.apply_luts(image, *composed)
 
 
 @image_filter()
-def equalize(state: RenderState) -> None:
+def equalize(image: Image.Image, ctx: FilterContext) -> Image.Image:
     """``equalize()``: histogram equalisation of each colour channel."""
-    image = pixels.as_rgb(state.pixels)
+    image = pixels.as_rgb(image)
     histogram = image.histogram()
     bands = [histogram[i * 256 : (i + 1) * 256] for i in range(3)]
     area = image.size[0] * image.size[1]
     cumulative = [_cumulative(band) for band in bands]
     minimums = _min_cdfs(cumulative)
     luts = [_equalize_lut(cdf, low, area) for cdf, low in zip(cumulative, minimums, strict=True)]
-    state.image = pixels.apply_luts(image, *luts)
+    return pixels.apply_luts(image, *luts)
 
 
 def _cumulative(band: list[int]) -> list[int]:
@@ -121,33 +125,38 @@ def _equalize_lut(cdf: list[int], low: int, area: int) -> pixels.Lut:
 
 
 @image_filter(DECIMAL)
-def saturation(state: RenderState, change: float) -> None:
+def saturation(image: Image.Image, ctx: FilterContext, change: float) -> Image.Image:
     """``saturation(F)``: move each colour away from (F > 1) or towards its luminance."""
-    image = pixels.as_rgb(state.pixels)
-    values = pixels.to_array(image).astype(np.float32)
-    colour = values[:, :, :3]
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    luminance = np.sqrt((colour * colour * weights).sum(axis=2, keepdims=True))
-    values[:, :, :3] = luminance + (colour - luminance) * np.float32(change)
-    state.image = pixels.from_array(values, image.mode)
+
+    def strip(part: Image.Image) -> Image.Image:
+        values = pixels.to_array(part).astype(np.float32)
+        colour = values[:, :, :3]
+        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        luminance = np.sqrt((colour * colour * weights).sum(axis=2, keepdims=True))
+        values[:, :, :3] = luminance + (colour - luminance) * np.float32(change)
+        return pixels.from_array(values, part.mode)
+
+    return pixels.in_strips(pixels.as_rgb(image), strip, checkpoint=ctx.checkpoint)
 
 
 @image_filter(POSITIVE_NUMBER, POSITIVE_NUMBER)
-def noise(state: RenderState, amount: int, seed: int = 0) -> None:
+def noise(image: Image.Image, ctx: FilterContext, amount: int, seed: int = 0) -> Image.Image:
     """``noise(amount[,seed])``: add the same random offset in ±amount/2 to R, G and B."""
     if amount <= 0:
-        return
+        return image
     amount = min(amount, 255)  # larger offsets only saturate, and overflow int16
-    image = pixels.as_rgb(state.pixels)
-    values = pixels.to_array(image).astype(np.int16)
     generator = np.random.default_rng(seed if seed > 0 else None)
-    offsets = generator.integers(0, amount, size=values.shape[:2], dtype=np.int16)
-    values[:, :, :3] += (offsets - (amount >> 1))[:, :, np.newaxis]
-    state.image = pixels.from_array(values, image.mode)
+
+    def strip(part: Image.Image) -> Image.Image:
+        values = pixels.to_array(part).astype(np.int16)
+        offsets = generator.integers(0, amount, size=values.shape[:2], dtype=np.int16)
+        values[:, :, :3] += (offsets - (amount >> 1))[:, :, np.newaxis]
+        return pixels.from_array(values, part.mode)
+
+    return pixels.in_strips(pixels.as_rgb(image), strip, checkpoint=ctx.checkpoint)
 
 
 @image_filter()
-def grayscale(state: RenderState) -> None:
+def grayscale(image: Image.Image, ctx: FilterContext) -> Image.Image:
     """``grayscale()``: luminance only (LA when the image has alpha, as Thumbor)."""
-    image = state.pixels
-    state.image = image.convert("LA" if pixels.has_alpha(image) else "L")
+    return image.convert("LA" if pixels.has_alpha(image) else "L")

@@ -6,46 +6,75 @@ import math
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
-from thumbor_py.errors import FilterArgumentError
+from thumbor_py.errors import FilterArgumentError, FilterError
 from thumbor_py.imaging import pixels
 from thumbor_py.imaging.filters import (
     BOOLEAN,
     DECIMAL,
     POSITIVE_NON_ZERO_NUMBER,
     Arg,
-    RenderState,
+    FilterContext,
     image_filter,
 )
 
 _MATRIX = Arg(r"-?\d+(?:\.\d*)?(?:;-?\d+(?:\.\d*)?)*", str)
 _FACE_ORIGIN = "Face Detection"
+_WAVELET_REACH = 32
 
 
 @image_filter(POSITIVE_NON_ZERO_NUMBER, DECIMAL)
-def blur(state: RenderState, radius: int, sigma: float = 0.0) -> None:
-    """``blur(radius[,sigma])``: Gaussian blur; sigma defaults to the radius (max 150)."""
-    state.image = pixels.blur(state.pixels, radius, sigma)
+def blur(image: Image.Image, ctx: FilterContext, radius: int, sigma: float = 0.0) -> Image.Image:
+    """``blur(radius[,sigma])``: Gaussian blur; sigma defaults to the radius (max 150).
+
+    Pillow's C ``GaussianBlur`` of the same spread as Thumbor's ``2·radius+1``-tap kernel:
+    its cost does not grow with the radius.
+    """
+    return pixels.blur(image, radius, sigma)
 
 
 @image_filter(_MATRIX, POSITIVE_NON_ZERO_NUMBER, BOOLEAN)
-def convolution(state: RenderState, matrix: str, columns: int, normalize: bool = True) -> None:
-    """``convolution(a;b;…,columns[,normalize])``: an odd-sized kernel over every band."""
-    values = [float(item) for item in matrix.split(";")]
-    size = len(values)
+def convolution(
+    image: Image.Image, ctx: FilterContext, matrix: str, columns: int, normalize: bool = True
+) -> Image.Image:
+    """``convolution(a;b;…,columns[,normalize])``: an odd-sized kernel over every band.
+
+    Kernels up to 5x5 run in Pillow's C ``Kernel`` filter; larger ones (up to
+    ``imaging.max_kernel_size`` a side) in NumPy, refused (400) when over a work budget.
+    """
+    size = matrix.count(";") + 1
+    side = ctx.max_kernel_size
+    if columns > side or size > side * side:
+        raise FilterError(f"convolution: over the {side}x{side} max_kernel_size limit")
     if size % columns or size % 2 == 0 or (size // columns) % 2 == 0:
         raise FilterArgumentError(f"convolution: {size} items do not make an odd-sided kernel")
+    values = [float(item) for item in matrix.split(";")]
     kernel = np.array(values, dtype=np.float64).reshape(size // columns, columns)
     total = kernel.sum()
     if normalize and total != 0:
         kernel = kernel / total
-    state.image = pixels.convolve_image(state.pixels, kernel)
+    return pixels.convolve_image(image, kernel, ctx.checkpoint)
 
 
 @image_filter(DECIMAL, DECIMAL, BOOLEAN)
-def sharpen(state: RenderState, amount: float, radius: float, luminance_only: bool) -> None:
-    """``sharpen(amount,radius,luminance_only)``: wavelet sharpening (Marco Rossini's)."""
-    image = pixels.as_rgb(state.pixels)
+def sharpen(
+    image: Image.Image, ctx: FilterContext, amount: float, radius: float, luminance_only: bool
+) -> Image.Image:
+    """``sharpen(amount,radius,luminance_only)``: wavelet sharpening (Marco Rossini's).
+
+    Done in strips: five levels of ``_hat`` reach 1+2+4+8+16 = 31 rows each way.
+    """
+
+    def strip(part: Image.Image) -> Image.Image:
+        return _sharpen(part, amount, radius, luminance_only)
+
+    return pixels.in_strips(
+        pixels.as_rgb(image), strip, support=_WAVELET_REACH, checkpoint=ctx.checkpoint
+    )
+
+
+def _sharpen(image: Image.Image, amount: float, radius: float, luminance_only: bool) -> Image.Image:
     values = pixels.to_array(image).astype(np.float32)
     colour = values[:, :, :3]
     if luminance_only:
@@ -57,7 +86,7 @@ def sharpen(state: RenderState, amount: float, radius: float, luminance_only: bo
             sharpened = _wavelet_sharpen(colour[:, :, band] / 255.0, amount, radius)
             colour[:, :, band] = sharpened * 255.0
     values[:, :, :3] = colour
-    state.image = pixels.from_array(values, image.mode)
+    return pixels.from_array(values, image.mode)
 
 
 def _hat(values: npt.NDArray[np.float32], axis: int, step: int) -> npt.NDArray[np.float32]:
@@ -106,22 +135,32 @@ def _from_ycbcr(ycc: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 @image_filter(name="red_eye")
-def red_eye(state: RenderState) -> None:
+def red_eye(image: Image.Image, ctx: FilterContext) -> Image.Image:
     """``red_eye()``: desaturate red pupils inside detected faces (needs a face detector).
 
     Without OpenCV's eye cascade, the upper half of each face is searched for pixels whose
     red is over twice the mean of green and blue (and over 60), as Thumbor's mask does.
     """
-    faces = [point for point in state.focal_points if point.origin == _FACE_ORIGIN]
-    if not faces or state.map_point is None:
-        return
-    image = pixels.as_rgb(state.pixels)
-    values = pixels.to_array(image).astype(np.int32)
+    faces = [point for point in ctx.focal_points if point.origin == _FACE_ORIGIN]
+    mapped = ctx.map_point
+    if not faces or mapped is None:
+        return image
+    image = pixels.as_rgb(image).copy()
     for face in faces:
-        left, top = state.map_point(face.x - face.width / 2, face.y - face.height / 2)
-        right, bottom = state.map_point(face.x + face.width / 2, face.y)
-        box = values[max(int(top), 0) : max(int(bottom), 0), max(int(left), 0) : max(int(right), 0)]
-        red, mean = box[:, :, 0], (box[:, :, 1] + box[:, :, 2]) // 2
-        mask = (red > 2 * mean) & (red > 60)
-        red[mask] = mean[mask]
-    state.image = pixels.from_array(values, image.mode)
+        left, top = mapped(face.x - face.width / 2, face.y - face.height / 2)
+        right, bottom = mapped(face.x + face.width / 2, face.y)
+        box = (max(int(left), 0), max(int(top), 0), max(int(right), 0), max(int(bottom), 0))
+        box = (box[0], box[1], min(box[2], image.width), min(box[3], image.height))
+        if box[2] > box[0] and box[3] > box[1]:
+            image.paste(_without_red_eye(image.crop(box)), box[:2])
+    return image
+
+
+def _without_red_eye(part: Image.Image) -> Image.Image:
+    """Pupil-red pixels (red over twice the mean of green and blue, and over 60) set to
+    that mean, as Thumbor's mask does; only the face's box is converted to integers."""
+    values = pixels.to_array(part).astype(np.int32)
+    red, mean = values[:, :, 0], (values[:, :, 1] + values[:, :, 2]) // 2
+    mask = (red > 2 * mean) & (red > 60)
+    red[mask] = mean[mask]
+    return pixels.from_array(values, part.mode)

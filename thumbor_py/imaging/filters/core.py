@@ -15,7 +15,9 @@ from thumbor_py.imaging.filters import (
     NUMBER,
     POSITIVE_NUMBER,
     STRING,
-    RenderState,
+    FilterContext,
+    OutputOptions,
+    RenderPlan,
     image_filter,
 )
 from thumbor_py.imaging.formats import FORMAT_NAMES
@@ -31,123 +33,123 @@ _ROTATIONS = {
 }
 
 
-@image_filter(POSITIVE_NUMBER)
-def quality(state: RenderState, value: int) -> None:
+@image_filter(POSITIVE_NUMBER, phase="output")
+def quality(options: OutputOptions, value: int) -> OutputOptions:
     """``quality(N)``: encoder quality for this response (clamped to 1..100)."""
-    state.quality = min(max(value, 1), 100)
+    return dataclasses.replace(options, quality=min(max(value, 1), 100))
 
 
-@image_filter(STRING, name="format")
-def output_format(state: RenderState, name: str) -> None:
+@image_filter(STRING, phase="output", name="format")
+def output_format(options: OutputOptions, name: str) -> OutputOptions:
     """``format(webp|jpeg|png|gif|avif)``: the output format; unknown names are ignored."""
-    state.format = FORMAT_NAMES.get(name.lower(), state.format)
+    return dataclasses.replace(options, format=FORMAT_NAMES.get(name.lower(), options.format))
 
 
-@image_filter()
-def strip_icc(state: RenderState) -> None:
+@image_filter(phase="output")
+def strip_icc(options: OutputOptions) -> OutputOptions:
     """``strip_icc()``: drop the ICC colour profile from the output."""
-    state.strip_icc = True
+    return dataclasses.replace(options, strip_icc=True)
 
 
-@image_filter()
-def strip_exif(state: RenderState) -> None:
+@image_filter(phase="output")
+def strip_exif(options: OutputOptions) -> OutputOptions:
     """``strip_exif()``: drop EXIF from the output (already the default)."""
-    state.strip_exif = True
+    return dataclasses.replace(options, strip_exif=True)
 
 
-@image_filter(POSITIVE_NUMBER)
-def max_age(state: RenderState, seconds: int) -> None:
+@image_filter(POSITIVE_NUMBER, phase="output")
+def max_age(options: OutputOptions, seconds: int) -> OutputOptions:
     """``max_age(N)``: this response's ``Cache-Control`` max-age; 0 sends no cache headers."""
-    state.max_age = seconds
+    return dataclasses.replace(options, max_age=seconds)
 
 
 @image_filter(phase="pre_load")
-def stretch(state: RenderState) -> None:
+def stretch(plan: RenderPlan) -> RenderPlan:
     """``stretch()``: resize to the exact box without cropping to its aspect ratio."""
-    state.geometry = dataclasses.replace(state.geometry, stretch=True)
+    return dataclasses.replace(plan, geometry=dataclasses.replace(plan.geometry, stretch=True))
 
 
 @image_filter(phase="after_load")
-def no_upscale(state: RenderState) -> None:
+def no_upscale(plan: RenderPlan) -> RenderPlan:
     """``no_upscale()``: never ask for more pixels than the (oriented) source has."""
-    width, height = state.oriented_size
-    geometry = state.geometry
+    width, height = plan.oriented_size
+    geometry = plan.geometry
     changes: dict[str, int] = {}
     if isinstance(geometry.width, int):
         changes["width"] = min(geometry.width, width)
     if isinstance(geometry.height, int):
         changes["height"] = min(geometry.height, height)
-    state.geometry = dataclasses.replace(geometry, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(plan, geometry=dataclasses.replace(geometry, **changes))  # type: ignore[arg-type]
 
 
-@image_filter(meta=True)
-def upscale(state: RenderState) -> None:
+@image_filter(meta=True, grows=True)
+def upscale(image: Image.Image, ctx: FilterContext) -> Image.Image:
     """``upscale()``: with ``fit-in``, enlarge a smaller image to fit the box."""
-    image = state.pixels
-    target_w, target_h = state.geometry.width, state.geometry.height
+    target_w, target_h = ctx.plan.geometry.width, ctx.plan.geometry.height
     if (
         not isinstance(target_w, int)
         or not isinstance(target_h, int)
         or not target_w
         or not target_h
     ):
-        return
+        return image
     width, height = image.size
     if width >= target_w or height >= target_h:
-        return
+        return image
     if width / target_w >= height / target_h:
         size = (target_w, int(height * target_w / width))
     else:
         size = (int(width * target_h / height), target_h)
-    state.image = image.resize(size, Image.Resampling.LANCZOS)
+    ctx.check_canvas(size, "upscale() output")
+    return image.resize(size, Image.Resampling.LANCZOS)
 
 
-@image_filter(BOOLEAN)
-def autojpg(state: RenderState, enabled: bool = True) -> None:
+@image_filter(BOOLEAN, phase="output")
+def autojpg(options: OutputOptions, enabled: bool = True) -> OutputOptions:
     """``autojpg([enabled])``: override ``auto_png_to_jpg`` for this request."""
-    state.auto_png_to_jpg = enabled
+    return dataclasses.replace(options, auto_png_to_jpg=enabled)
 
 
-@image_filter(POSITIVE_NUMBER)
-def max_bytes(state: RenderState, limit: int) -> None:
+@image_filter(POSITIVE_NUMBER, phase="output")
+def max_bytes(options: OutputOptions, limit: int) -> OutputOptions:
     """``max_bytes(N)``: the highest quality whose output fits in N bytes (by bisection)."""
-    state.max_bytes = limit if limit > 0 else None
+    return dataclasses.replace(options, max_bytes=limit if limit > 0 else None)
 
 
 @image_filter(DECIMAL, meta=True)
-def proportion(state: RenderState, value: float) -> None:
+def proportion(image: Image.Image, ctx: FilterContext, value: float) -> Image.Image:
     """``proportion(F)``: scale the result by F (0 < F <= 1)."""
     if value <= 0 or value > 1.0:
         raise FilterArgumentError(f"proportion({value}): must be in (0, 1]")
-    image = state.pixels
     size = (int(image.size[0] * value), int(image.size[1] * value))
     if size[0] < 1 or size[1] < 1:
-        return
+        return image
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    state.image = image.resize(size, Image.Resampling.LANCZOS)
+    return image.resize(size, Image.Resampling.LANCZOS)
 
 
 @image_filter(NUMBER, meta=True)
-def rotate(state: RenderState, degrees: int) -> None:
+def rotate(image: Image.Image, ctx: FilterContext, degrees: int) -> Image.Image:
     """``rotate(N)``: rotate counter-clockwise by a multiple of 90 degrees."""
     if degrees % 90:
         raise FilterArgumentError(f"rotate({degrees}): only multiples of 90 are allowed")
     transpose = _ROTATIONS.get(degrees % 360)
-    if transpose is not None:
-        state.image = state.pixels.transpose(transpose)
+    return image if transpose is None else image.transpose(transpose)
 
 
 @image_filter(STRING, phase="pre_load")
-def focal(state: RenderState, box: str) -> None:
+def focal(plan: RenderPlan, box: str) -> RenderPlan:
     """``focal(LxT:RxB)``: declare a region of interest for ``smart`` crops."""
     match = _FOCAL.match(box)
     if match is None:
         raise FilterArgumentError(f"focal({box}): expected LxT:RxB")
     left, top, right, bottom = (int(v) for v in match.groups())
     width, height = right - left, bottom - top
-    if width and height:
-        state.focal_points.append(_from_square(left, top, width, height, "Explicit"))
+    if not (width and height):
+        return plan
+    point = _from_square(left, top, width, height, "Explicit")
+    return dataclasses.replace(plan, focal_points=(*plan.focal_points, point))
 
 
 def _from_square(left: int, top: int, width: int, height: int, origin: str) -> FocalPoint:
@@ -162,18 +164,16 @@ def _from_square(left: int, top: int, width: int, height: int, origin: str) -> F
 
 
 @image_filter(phase="pre_load")
-def extract_focal(state: RenderState) -> None:
+def extract_focal(plan: RenderPlan) -> RenderPlan:
     """``extract_focal()``: the source is itself a Thumbor URL with a crop; load its image
     instead and use the crop as the focal region."""
-    found = _nested_crop(state.source)
+    found = _nested_crop(plan.source)
     if found is None:
-        return
+        return plan
     source, crop = found
-    state.source = source
     width, height = crop.right - crop.left, crop.bottom - crop.top
-    state.focal_points.append(
-        _from_square(crop.left, crop.top, width, height, "Original Extraction")
-    )
+    point = _from_square(crop.left, crop.top, width, height, "Original Extraction")
+    return dataclasses.replace(plan, source=source, focal_points=(*plan.focal_points, point))
 
 
 def _nested_crop(source: str) -> tuple[str, url.Crop] | None:
