@@ -26,9 +26,8 @@ from thumbor_py.errors import (
     OverloadedError,
     UnauthorizedError,
 )
-from thumbor_py.imaging import formats
 from thumbor_py.logs import REQUEST_ID
-from thumbor_py.negotiation import answer_varies, negotiate
+from thumbor_py.negotiation import Negotiated, answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
 from thumbor_py.results import GuardedResultStorage, readiness
@@ -145,7 +144,6 @@ async def image(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG_KEY]
     raw_path = request.rel_url.raw_path
     parsed = url.parse(raw_path)
-    formats.SOURCE_FOR_LOGS.set(parsed.image)  # named in render-thread warnings
     signing.verify(
         parsed, raw_path, keys=config.signing_keys, allow_unsafe=config.security.allow_unsafe
     )
@@ -156,13 +154,14 @@ async def image(request: web.Request) -> web.StreamResponse:
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
-    vary = answer_varies(negotiated, animated=outcome.animated, config=config.imaging)
-    return _respond(request, config, outcome, vary=vary)
+    return _respond(request, config, outcome, negotiated)
 
 
-def _respond(request: web.Request, config: Config, outcome: Outcome, *, vary: bool) -> web.Response:
+def _respond(
+    request: web.Request, config: Config, outcome: Outcome, negotiated: Negotiated
+) -> web.Response:
     headers = {"Content-Type": outcome.content_type}
-    if vary:
+    if answer_varies(negotiated, animated=outcome.animated, config=config.imaging):
         headers["Vary"] = "Accept"
     max_age = config.http.max_age if outcome.max_age is None else outcome.max_age
     if max_age > 0:

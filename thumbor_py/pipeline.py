@@ -38,6 +38,7 @@ from thumbor_py import metrics
 from thumbor_py.coherence import Coherence, MemoryPurgeLog
 from thumbor_py.errors import HttpError, OverloadedError
 from thumbor_py.etags import etag_matches
+from thumbor_py.imaging import formats
 from thumbor_py.imaging.master import MasterCache, PixelSource
 from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.transform import Renderer, Sources
@@ -149,6 +150,7 @@ class Pipeline:
         if_none_match: str | None = None,
     ) -> Outcome:
         """Answer ``request``; raise an ``HttpError`` subclass on any refusal."""
+        formats.SOURCE_FOR_LOGS.set(request.image)  # named in render-thread warnings
         self._renderer.check_request(request)
         key = result_key(signed_path, format_class)
         storage = self._storage if self._storable(request) else None

@@ -16,7 +16,7 @@ from thumbor_py.cloudimage import resolve
 from thumbor_py.cloudimage.params import build_request
 from thumbor_py.config import Config
 from thumbor_py.errors import UrlParseError
-from thumbor_py.negotiation import negotiate
+from thumbor_py.negotiation import Negotiated, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.tenants import Tenant, TenantDirectory
 
@@ -28,7 +28,7 @@ class Respond(Protocol):
     """``app._respond``: one outcome of the pipeline as an HTTP response."""
 
     def __call__(
-        self, request: web.Request, config: Config, outcome: Outcome, *, vary: bool
+        self, request: web.Request, config: Config, outcome: Outcome, negotiated: Negotiated
     ) -> web.Response: ...
 
 
@@ -94,7 +94,7 @@ async def _cloudimage(
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
-    response = respond(request, config, outcome, vary=negotiated.varies)
+    response = respond(request, config, outcome, negotiated)
     return _with_hints(response, hinted.vary)
 
 
@@ -130,7 +130,7 @@ async def _thumbor(
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
-    return _with_hints(respond(request, config, outcome, vary=negotiated.varies), vary)
+    return _with_hints(respond(request, config, outcome, negotiated), vary)
 
 
 def _routed(request: url.ImageRequest, tenant: Tenant) -> url.ImageRequest:

@@ -17,6 +17,7 @@ from thumbor_py.signing import signed_path
 from thumbor_py.tenants import build_directory
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tenants.yaml"
+PARITY_IMAGES = Path(__file__).resolve().parents[1] / "parity" / "images"
 HOSTS = (
     "media.miluv.app",
     "media-app.miluv.app",
@@ -203,3 +204,19 @@ async def test_allow_unsafe_per_tenant(make_client: MakeClient, origin: str) -> 
     response = await client.get("/unsafe/30x0/chelsea.jpg", headers={"Host": "media.lovia.life"})
     assert response.status == 400
     assert await response.text() == "unsafe URLs are not allowed by this server"
+
+
+async def test_animated_answers_do_not_vary_on_accept_in_either_dialect(
+    make_client: MakeClient,
+) -> None:
+    # Both dialects answer through one response path: an animation no format class converts
+    # is the same whatever Accept says, so no Vary (as on a server without tenants).
+    mapping = tenants_config("http://127.0.0.1:1", auto_webp=True)
+    mapping["loader"] = {"use": "file", "settings": {"root": str(PARITY_IMAGES)}}
+    client = await make_client(mapping)
+    headers = {"Host": "media.miluv.app", "Accept": "image/webp,*/*"}
+    for path in (signed_path(KEY, "40x30/anim.gif"), "/v7/_files_/anim.gif?w=40&h=30"):
+        response = await client.get(path, headers=headers)
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"] == "image/gif"
+        assert "Vary" not in response.headers
