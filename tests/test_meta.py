@@ -14,7 +14,8 @@ import yaml
 
 from thumbor_py import errors
 from thumbor_py.app import create_app
-from thumbor_py.config import Config, build, load_config
+from thumbor_py.config import Config, load_config
+from thumbor_py.config_schema import build
 from thumbor_py.errors import HttpError
 from thumbor_py.plugins import (
     ALIASES,

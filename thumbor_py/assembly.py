@@ -303,7 +303,7 @@ def build_purge_log(config: Config, executor: Executor | None = None) -> PurgeLo
     metadata = storage.settings.get("metadata") if s3_storage else None
     metadata = metadata if isinstance(metadata, Mapping) else {}
     # THUMBOR_PY_MONGODB_URI reaches ``result_storage.settings.metadata.uri`` through the
-    # config's overrides (config.NAMED_ENV).
+    # config's overrides (config_schema.NAMED_ENV).
     uri = settings.mongodb_uri or metadata.get("uri")
     if not uri:
         raise ConfigError("coherence.mongodb_uri: required for a MongoDB purge log")

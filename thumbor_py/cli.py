@@ -16,7 +16,8 @@ from pathlib import Path
 
 from thumbor_py import logs
 from thumbor_py.builder import build_url, quote_path
-from thumbor_py.config import ENV_PREFIX, Config, load_config
+from thumbor_py.config import Config, load_config
+from thumbor_py.config_schema import ENV_PREFIX
 from thumbor_py.errors import ConfigError, StorageError
 from thumbor_py.signing import signed_path
 

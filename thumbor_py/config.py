@@ -12,19 +12,15 @@ import dataclasses
 import logging
 import os
 import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import ClassVar, Literal
 
 import yaml
 
-from thumbor_py.config_checks import UniqueKeyLoader, did_you_mean, resolve_roots, validate_ranges
+from thumbor_py.config_checks import UniqueKeyLoader, resolve_roots, validate_ranges
+from thumbor_py.config_schema import ENV_PREFIX, apply_env, build
 from thumbor_py.errors import ConfigError
-
-ENV_PREFIX = "THUMBOR_PY_"
-# THUMBOR_PY_* variables read outside this module (not config fields): never warned about.
-OTHER_ENV_NAMES = frozenset({"THUMBOR_PY_MONGODB_URI", "THUMBOR_PY_TEST_MONGODB_URI"})
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +59,9 @@ class SecurityConfig:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class PluginConfig:
     """A plugin: ``use`` is an alias (``file``) or ``module:Class``; ``settings`` is its own."""
+
+    # In YAML, a bare string names the plugin with its default settings.
+    SHORT_FORM: ClassVar[bool] = True
 
     use: str | None = None
     settings: Mapping[str, object] = dataclasses.field(
@@ -149,61 +148,6 @@ class ResultStorageConfig(PluginConfig):
     pause_after_failure: float = 10.0
     redirect_status: Literal[301, 302, 307, 308] = 302
     required_for_readiness: bool = False
-
-
-# Secrets with names of their own (not THUMBOR_PY_<SECTION>_<KEY>): the variable, the
-# section, the path inside its ``settings``, and the plugins (by ``use``) that take it. For
-# any other plugin the variable is ignored, since its settings would refuse the key.
-_S3_STORAGES = ("s3", "result_storages.s3:S3ResultStorage")
-_S3_LOADERS = ("s3", "loaders.s3:S3Loader")
-NAMED_ENV: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
-    (f"{ENV_PREFIX}MONGODB_URI", "result_storage", ("metadata", "uri"), _S3_STORAGES),
-    (
-        f"{ENV_PREFIX}RESULT_STORAGE_ACCESS_KEY_ID",
-        "result_storage",
-        ("access_key_id",),
-        _S3_STORAGES,
-    ),
-    (
-        f"{ENV_PREFIX}RESULT_STORAGE_SECRET_ACCESS_KEY",
-        "result_storage",
-        ("secret_access_key",),
-        _S3_STORAGES,
-    ),
-    (f"{ENV_PREFIX}LOADER_ACCESS_KEY_ID", "loader", ("access_key_id",), _S3_LOADERS),
-    (f"{ENV_PREFIX}LOADER_SECRET_ACCESS_KEY", "loader", ("secret_access_key",), _S3_LOADERS),
-)
-
-
-def _apply_named_env(data: dict[str, object], env: Mapping[str, str]) -> dict[str, object]:
-    """Put each set ``NAMED_ENV`` variable into its plugin's settings (it wins over the file)."""
-    for name, section, path, plugins in NAMED_ENV:
-        section_data = data.get(section)
-        if name not in env or not isinstance(section_data, Mapping):
-            continue
-        if section_data.get("use") not in plugins:
-            continue
-        settings = section_data.get("settings") or {}
-        if not isinstance(settings, Mapping):
-            raise ConfigError(f"{section}.settings: expected a mapping, got {_kind(settings)}")
-        where = f"{section}.settings"
-        data[section] = {**section_data, "settings": _set_in(settings, path, env[name], where)}
-    return data
-
-
-def _set_in(
-    mapping: Mapping[str, object], path: tuple[str, ...], value: str, where: str
-) -> dict[str, object]:
-    head, *rest = path
-    updated = dict(mapping)
-    if not rest:
-        updated[head] = value
-        return updated
-    inner = mapping.get(head) or {}
-    if not isinstance(inner, Mapping):
-        raise ConfigError(f"{where}.{head}: expected a mapping, got {_kind(inner)}")
-    updated[head] = _set_in(inner, tuple(rest), value, f"{where}.{head}")
-    return updated
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -298,7 +242,7 @@ class Config:
     ) -> Config:
         """Build and validate a config from parsed YAML plus environment overrides."""
         environment = os.environ if env is None else env
-        merged = _apply_named_env(_apply_env(dict(data or {}), environment), environment)
+        merged = apply_env(cls, dict(data or {}), environment)
         config = build(cls, merged, "")
         config.validate()
         return config
@@ -389,155 +333,3 @@ def _check_positive(section: object, names: tuple[str, ...], prefix: str) -> Non
     for name in names:
         if getattr(section, name) <= 0:
             raise ConfigError(f"{prefix}.{name}: must be greater than 0")
-
-
-T = TypeVar("T")
-
-
-def build(cls: type[T], data: object, path: str) -> T:
-    """Build dataclass ``cls`` from a mapping, checking keys and types; errors name ``path``."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path or '<top>'}: expected a mapping, got {_kind(data)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for key in data:
-        if key not in fields:
-            raise ConfigError(f"{_join(path, str(key))}: unknown key")
-    values: dict[str, Any] = {}
-    for name, field in fields.items():
-        if name in data:
-            values[name] = _coerce(hints[name], data[name], _join(path, name))
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{_join(path, name)}: required")
-    return cls(**values)
-
-
-def _coerce(tp: Any, value: object, path: str) -> object:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _nested(tp, value, path)
-    if origin in (types.UnionType, typing.Union):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, path)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: expected a list, got {_kind(value)}")
-        (item,) = typing.get_args(tp)[:1]
-        return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            choices = ", ".join(map(str, typing.get_args(tp)))
-            raise ConfigError(f"{path}: expected one of {choices}, got {value!r}")
-        return value
-    if tp is Mapping[str, object] or origin is Mapping:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {_kind(value)}")
-        return types.MappingProxyType(dict(value))
-    return _coerce_scalar(tp, value, path)
-
-
-def _nested(tp: Any, value: object, path: str) -> object:
-    if tp is PluginConfig and isinstance(value, str):
-        return PluginConfig(use=value)  # the short form: a plugin with default settings
-    return build(tp, value, path)
-
-
-def _coerce_scalar(tp: Any, value: object, path: str) -> object:
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {_kind(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {_kind(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: expected a number, got {_kind(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {_kind(value)}")
-        return value
-    if tp is object:
-        return value
-    raise ConfigError(f"{path}: unsupported field type {tp!r}")  # a programming error
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _env_fields() -> dict[str, tuple[str, str, Any]]:
-    """Every ``THUMBOR_PY_<SECTION>_<KEY>`` name: its section, field and field type."""
-    fields: dict[str, tuple[str, str, Any]] = {}
-    for section, section_type in typing.get_type_hints(Config).items():
-        if not isinstance(section_type, type) or not dataclasses.is_dataclass(section_type):
-            continue
-        if section_type is PluginConfig:
-            continue
-        hints = typing.get_type_hints(section_type)
-        for field in dataclasses.fields(section_type):
-            name = f"{ENV_PREFIX}{section}_{field.name}".upper()
-            fields[name] = (section, field.name, hints[field.name])
-    return fields
-
-
-def _apply_env(data: dict[str, object], env: Mapping[str, str]) -> dict[str, object]:
-    """Overlay ``THUMBOR_PY_<SECTION>_<KEY>`` variables onto scalar fields of each section."""
-    fields = _env_fields()
-    warn_unknown_env(env, fields)
-    for name, (section, field_name, field_type) in fields.items():
-        if name not in env:
-            continue
-        raw = env[name]
-        if raw == "" and _is_optional_str(field_type):
-            continue  # ``KEY=`` (an empty compose default) means "not set", never an empty key
-        section_data = data.get(section) or {}
-        if not isinstance(section_data, dict):
-            raise ConfigError(f"{section}: expected a mapping, got {_kind(section_data)}")
-        section_data = dict(section_data)
-        section_data[field_name] = raw if _is_str_field(field_type) else _env_value(raw, name)
-        data[section] = section_data
-    return data
-
-
-def warn_unknown_env(env: Mapping[str, str], fields: typing.Iterable[str] | None = None) -> None:
-    """Log a WARNING for each ``THUMBOR_PY_*`` variable that configures nothing (a typo)."""
-    known = set(_env_fields() if fields is None else fields)
-    for name in sorted(env):
-        if name.startswith(ENV_PREFIX) and name not in known and name not in OTHER_ENV_NAMES:
-            log.warning(
-                "environment variable %s configures nothing: ignored%s",
-                name,
-                did_you_mean(name, known | OTHER_ENV_NAMES),
-            )
-
-
-def _is_optional_str(tp: Any) -> bool:
-    return typing.get_origin(tp) is types.UnionType and set(typing.get_args(tp)) == {
-        str,
-        type(None),
-    }
-
-
-def _is_str_field(tp: Any) -> bool:
-    return tp is str or (typing.get_origin(tp) is types.UnionType and str in typing.get_args(tp))
-
-
-def _env_value(raw: str, name: str) -> object:
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: not a valid value: {raw!r}") from exc

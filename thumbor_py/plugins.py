@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from thumbor_py.config import PluginConfig, build
+from thumbor_py.config import PluginConfig
+from thumbor_py.config_schema import build
 from thumbor_py.errors import ConfigError
 from thumbor_py.imaging.detection import Detector as Detector
 
