@@ -24,6 +24,7 @@ from thumbor_py.errors import (
     HttpError,
     NotReadyError,
     OverloadedError,
+    RateLimitedError,
     UnauthorizedError,
 )
 from thumbor_py.imaging import formats
@@ -31,6 +32,7 @@ from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
+from thumbor_py.repository import http as repository_http
 from thumbor_py.results import GuardedResultStorage, readiness
 from thumbor_py.sites import site_handler
 
@@ -69,6 +71,8 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
         app.router.add_delete("/admin/results", purge, name="admin")
     # Registered before the image route so that no method on it is parsed as an image URL.
     app.router.add_route("*", "/admin/results", admin_other_methods, name="admin_other")
+    if parts.repositories is not None:  # issue 17: Thumbor's upload API
+        repository_http.add_routes(app, parts.repositories)
     handler = (
         image
         if parts.tenants is None
@@ -249,6 +253,6 @@ def _error_response(request: web.Request, exc: HttpError) -> web.Response:
     error_max_age = request.app[CONFIG_KEY].http.error_max_age
     if exc.status == 404 and error_max_age > 0:
         headers["Cache-Control"] = f"public, max-age={error_max_age}"
-    if isinstance(exc, OverloadedError):
+    if isinstance(exc, OverloadedError | RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
     return web.Response(status=exc.status, text=exc.reason, headers=headers)

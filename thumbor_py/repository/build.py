@@ -1,0 +1,159 @@
+"""The repositories the config asks for, built once by the assembly (one per tenant that
+enables ``repository``, or the top-level ``repository`` without tenants)."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+from thumbor_py.config import Config, PluginConfig, RepositoryConfig
+from thumbor_py.errors import ConfigError
+from thumbor_py.repository.auth import KeyRing, build_keys
+from thumbor_py.repository.checks import UploadLimits
+from thumbor_py.repository.originals import (
+    FileOriginalStorage,
+    OriginalStorage,
+    S3OriginalStorage,
+    s3_settings,
+)
+from thumbor_py.repository.service import Purge, Repository, RepositorySettings
+from thumbor_py.tenants import TenantDirectory
+
+_FILE = frozenset({"file", "loaders.file:FileLoader"})
+_S3 = frozenset({"s3", "loaders.s3:S3Loader"})
+
+
+@dataclass(frozen=True, slots=True)
+class Repositories:
+    """Repositories by tenant name (or the one of a server without tenants)."""
+
+    by_tenant: Mapping[str, Repository]
+    default: Repository | None
+    directory: TenantDirectory | None
+    # Storages that may implement ``Lifecycle`` (started and closed with the app).
+    storages: tuple[OriginalStorage, ...]
+
+    def for_host(self, host: str | None) -> Repository | None:
+        """The repository of the tenant ``host`` picks; None when it has none."""
+        if self.directory is None:
+            return self.default
+        tenant = self.directory.resolve(host)
+        return None if tenant is None else self.by_tenant.get(tenant.name)
+
+
+def build_repositories(
+    config: Config,
+    directory: TenantDirectory | None,
+    *,
+    executor: Executor | None,
+    purge: Callable[[str], Purge],
+) -> Repositories | None:
+    """The enabled repositories, or None when no tenant (and not the server) enables one.
+    ``purge(route)`` gives the purge of sources as the loader sees them, after ``route``."""
+    sections: list[tuple[str, str, RepositoryConfig, str]] = []
+    if directory is None:
+        if config.repository.enabled:
+            sections.append(("default", "repository", config.repository, ""))
+    else:
+        if config.repository.enabled:
+            raise ConfigError(
+                "repository.enabled: with tenants, enable it per tenant "
+                "(tenants.sites[].repository)"
+            )
+        for index, site in enumerate(config.tenants.sites):
+            if site.repository is not None and site.repository.enabled:
+                route = site.default_route or ""
+                sections.append(
+                    (site.name, f"tenants.sites[{index}].repository", site.repository, route)
+                )
+    if not sections:
+        return None
+    storages: dict[tuple[str, str], OriginalStorage] = {}
+    places: set[tuple[str, str]] = set()
+    built: dict[str, Repository] = {}
+    for name, key, section, route in sections:
+        spec = _storage_spec(config, section.storage, key)
+        place = (repr(spec), section.prefix)
+        if place in places:
+            raise ConfigError(f"{key}.prefix: another repository stores under the same prefix")
+        places.add(place)
+        storage = storages.get((spec.use or "", repr(spec)))
+        if storage is None:
+            storage = _storage(spec, f"{key}.storage", executor)
+            storages[(spec.use or "", repr(spec))] = storage
+        built[name] = _repository(config, name, key, section, storage, executor, purge(route))
+    return Repositories(
+        types.MappingProxyType(built),
+        built.get("default") if directory is None else None,
+        directory,
+        tuple(storages.values()),
+    )
+
+
+def _repository(
+    config: Config,
+    name: str,
+    key: str,
+    section: RepositoryConfig,
+    storage: OriginalStorage,
+    executor: Executor | None,
+    purge: Purge,
+) -> Repository:
+    keys = build_keys(section.keys, f"{key}.keys")
+    if section.require_key and not keys:
+        raise ConfigError(f"{key}.keys: give at least one key, or set require_key: false")
+    if section.max_bytes < 0 or section.min_width < 1 or section.min_height < 1:
+        raise ConfigError(f"{key}: max_bytes must be >= 0, min_width and min_height >= 1")
+    if section.prefix and not section.prefix.endswith("/"):
+        raise ConfigError(f"{key}.prefix: must end with '/'")
+    limits = UploadLimits(
+        max_bytes=section.max_bytes or config.imaging.max_source_bytes,
+        min_width=section.min_width,
+        min_height=section.min_height,
+    )
+    settings = RepositorySettings(
+        name=name,
+        prefix=section.prefix,
+        source_prefix=section.source_prefix,
+        allow_put=section.allow_put,
+        allow_delete=section.allow_delete,
+        limits=limits,
+    )
+    return Repository(
+        settings,
+        storage=storage,
+        keys=KeyRing(keys, required=section.require_key),
+        imaging=config.imaging,
+        executor=executor,
+        purge=purge,
+    )
+
+
+def _storage_spec(config: Config, storage: PluginConfig, key: str) -> PluginConfig:
+    """``storage``, or (``use: null``) the place the ``file`` or ``s3`` loader reads."""
+    if storage.use:
+        return storage
+    loader = config.loader
+    if loader.use in _FILE:
+        return PluginConfig(use="file", settings=loader.settings)
+    if loader.use in _S3:
+        return PluginConfig(use="s3", settings=loader.settings)
+    raise ConfigError(f"{key}.use: name the original storage (file or s3) for this loader")
+
+
+def _storage(spec: PluginConfig, key: str, executor: Executor | None) -> OriginalStorage:
+    settings = dict(spec.settings)
+    if spec.use in _FILE:
+        root = settings.get("root", "./samples")
+        if not isinstance(root, str):
+            raise ConfigError(f"{key}.settings.root: expected a folder")
+        return FileOriginalStorage(Path(root), executor)
+    if spec.use in _S3:
+        try:
+            return S3OriginalStorage(s3_settings(settings))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{key}.settings: {exc}") from exc
+    raise ConfigError(f"{key}.use: expected file or s3, got {spec.use!r}")

@@ -1,0 +1,101 @@
+"""Thumbor's upload API over HTTP: ``POST /image``, ``GET|HEAD|PUT|DELETE /image/<id>``.
+
+Statuses as Thumbor answers them: 201 with ``Location`` for a new image, 204 for a
+replacement or a deletion, 404 for an unknown id, 405 for a method the repository does not
+allow, 412 over the size limit or under the minimum dimensions, 415 for a body that is not
+an image. Every call needs an API key with the operation's scope (unless the repository
+sets ``require_key: false``); the body is read only after the key was checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from thumbor_py.config import ApiScope
+from thumbor_py.errors import PreconditionFailedError, SourceNotFoundError
+from thumbor_py.repository.build import Repositories
+from thumbor_py.repository.service import Repository
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def add_routes(app: web.Application, repositories: Repositories) -> None:
+    """Register the upload API (before the catch-all image route)."""
+    app.router.add_route("*", "/image", _collection(repositories), name="upload")
+    app.router.add_route("*", "/image/{id:.+}", _item(repositories), name="upload_item")
+
+
+def _repository(repositories: Repositories, request: web.Request) -> Repository:
+    repository = repositories.for_host(request.host)
+    if repository is None:
+        raise SourceNotFoundError("this host has no image repository")
+    return repository
+
+
+def _authorize(repository: Repository, request: web.Request, scope: ApiScope) -> None:
+    repository.keys.require(request.headers, scope)
+
+
+def _collection(repositories: Repositories) -> Handler:
+    async def collection(request: web.Request) -> web.StreamResponse:
+        repository = _repository(repositories, request)
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+        _authorize(repository, request, "upload")
+        data = await read_body(request, repository)
+        image_id = await repository.create(data, request.headers.get("Slug"))
+        return web.Response(status=201, headers={"Location": f"/image/{image_id}", **_NO_STORE})
+
+    return collection
+
+
+def _allowed(repository: Repository) -> list[str]:
+    methods = ["GET", "HEAD"]
+    if repository.settings.allow_put:
+        methods.append("PUT")
+    if repository.settings.allow_delete:
+        methods.append("DELETE")
+    return methods
+
+
+def _item(repositories: Repositories) -> Handler:
+    async def item(request: web.Request) -> web.StreamResponse:
+        repository = _repository(repositories, request)
+        if request.method not in _allowed(repository):
+            raise web.HTTPMethodNotAllowed(request.method, _allowed(repository))
+        image_id = request.match_info["id"]
+        if request.method == "PUT":
+            _authorize(repository, request, "upload")
+            await repository.replace(image_id, await read_body(request, repository))
+            return web.Response(status=204, headers=_NO_STORE)
+        if request.method == "DELETE":
+            _authorize(repository, request, "delete")
+            await repository.delete(image_id)
+            return web.Response(status=204, headers=_NO_STORE)
+        _authorize(repository, request, "read")
+        data, content_type = await repository.read(image_id)
+        return web.Response(
+            body=data, headers={"Content-Type": content_type, "Cache-Control": "private, no-cache"}
+        )
+
+    return item
+
+
+async def read_body(request: web.Request, repository: Repository) -> bytes:
+    """The request body, refused (412) as soon as it is over the limit."""
+    limit = repository.settings.limits.max_bytes
+    if request.content_length is not None:
+        repository.check_size(request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PreconditionFailedError(f"image is over the {limit}-byte upload limit")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    repository.check_size(len(data))
+    return data
