@@ -71,7 +71,9 @@ def _bomb() -> bytes:
     ihdr = (30000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
     chunk = b"IHDR" + ihdr
     end = b"\x00\x00\x00\x00IEND" + zlib.crc32(b"IEND").to_bytes(4, "big")
-    return header + len(ihdr).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big") + end
+    return (
+        header + len(ihdr).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big") + end
+    )
 
 
 @pytest.mark.parametrize(
