@@ -61,7 +61,8 @@ def test_without_required_keys_anonymous_calls_pass_but_a_wrong_key_does_not() -
 def test_token_bucket_refills_at_its_rate() -> None:
     clock = Clock()
     bucket = TokenBucket(rate=2.0, burst=2, clock=clock)
-    assert bucket.take() == 0 and bucket.take() == 0
+    assert bucket.take() == 0
+    assert bucket.take() == 0
     assert bucket.take() == pytest.approx(0.5)
     clock.now += 0.5
     assert bucket.take() == 0
@@ -96,7 +97,7 @@ def test_bad_keys_are_config_errors(entry: dict[str, Any], message: str) -> None
 
 
 def test_an_enabled_repository_needs_keys_unless_opted_out(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="repository.keys"):
+    with pytest.raises(ConfigError, match=r"repository\.keys"):
         create_app(file_config(tmp_path, keys=[]))
     create_app(file_config(tmp_path, keys=[], require_key=False))
 

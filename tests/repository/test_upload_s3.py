@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -20,10 +19,10 @@ HOST = {"Host": "media.miluv.app"}
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str) -> Iterator[str]:
+def bucket(s3_endpoint: str) -> str:
     name = f"repo-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
-    yield name
+    return name
 
 
 def s3_config(endpoint: str, bucket: str) -> Config:
