@@ -33,6 +33,7 @@ from thumbor_py.negotiation import answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
 from thumbor_py.repository import http as repository_http
+from thumbor_py.repository import http_images
 from thumbor_py.results import GuardedResultStorage, readiness
 from thumbor_py.sites import site_handler
 
@@ -73,6 +74,7 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     app.router.add_route("*", "/admin/results", admin_other_methods, name="admin_other")
     if parts.repositories is not None:  # issue 17: Thumbor's upload API
         repository_http.add_routes(app, parts.repositories)
+        http_images.add_routes(app, parts.repositories)
     handler = (
         image
         if parts.tenants is None

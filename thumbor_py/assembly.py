@@ -42,6 +42,7 @@ from thumbor_py.plugins import (
 )
 from thumbor_py.purge_logs import FilePurgeLog, MongoPurgeLog
 from thumbor_py.repository.build import Repositories, build_repositories
+from thumbor_py.repository.records import RecordStore
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import RoutingLoader
 from thumbor_py.tenants import TenantDirectory, build_directory
@@ -60,6 +61,7 @@ class Given(TypedDict, total=False):
     detectors: Sequence[Detector]
     registry: dict[str, FilterSpec]
     purge_log: PurgeLog
+    repository_records: RecordStore  # issue 17: image records (tests: an in-memory double)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,11 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
     tenants = build_directory(config)
     # --- repository (issue 17): purges go through the same coherence seam as /admin/results
     repositories = build_repositories(
-        config, tenants, executor=render_pool, purge=_purge_through(coherence, guarded)
+        config,
+        tenants,
+        executor=render_pool,
+        purge=_purge_through(coherence, guarded),
+        records=given.get("repository_records"),
     )
     if repositories is not None:
         plugins += repositories.storages

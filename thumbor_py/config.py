@@ -226,6 +226,16 @@ class ApiKeyConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RecordsConfig:
+    """``repository.metadata``: the MongoDB collection of image records (one per original)."""
+
+    uri: str | None = None  # null = no records (direct uploads and /images are off)
+    database: str = "thumbor_py"
+    collection: str = "images"
+    timeout_ms: int = 2000
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RepositoryConfig:
     """``repository`` (and ``tenants.sites[].repository``): Thumbor's upload API."""
 
@@ -241,6 +251,12 @@ class RepositoryConfig:
     min_height: int = 1
     require_key: bool = True
     keys: tuple[ApiKeyConfig, ...] = ()
+    # Direct uploads (POST /uploads, POST /images): S3 original storage and records needed.
+    temporary_prefix: str = "incoming/"
+    upload_expires: int = 300  # seconds a presigned upload may be used
+    content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp", "image/gif")
+    srcset_widths: tuple[int, ...] = (320, 640, 1280)
+    metadata: RecordsConfig = dataclasses.field(default_factory=RecordsConfig)
 
 
 # --- end of repository ------------------------------------------------------------------

@@ -13,14 +13,16 @@ from thumbor_py.config import Config, PluginConfig, RepositoryConfig
 from thumbor_py.errors import ConfigError
 from thumbor_py.repository.auth import KeyRing, build_keys
 from thumbor_py.repository.checks import UploadLimits
+from thumbor_py.repository.direct import DirectUploads
 from thumbor_py.repository.originals import (
     FileOriginalStorage,
     OriginalStorage,
     S3OriginalStorage,
     s3_settings,
 )
+from thumbor_py.repository.records import RecordStore
 from thumbor_py.repository.service import Purge, Repository, RepositorySettings
-from thumbor_py.tenants import TenantDirectory
+from thumbor_py.tenants import Tenant, TenantDirectory
 
 _FILE = frozenset({"file", "loaders.file:FileLoader"})
 _S3 = frozenset({"s3", "loaders.s3:S3Loader"})
@@ -33,8 +35,9 @@ class Repositories:
     by_tenant: Mapping[str, Repository]
     default: Repository | None
     directory: TenantDirectory | None
-    # Storages that may implement ``Lifecycle`` (started and closed with the app).
-    storages: tuple[OriginalStorage, ...]
+    # Storages and the record store: may implement ``Lifecycle`` (started with the app).
+    storages: tuple[object, ...]
+    direct: Mapping[str, DirectUploads]
 
     def for_host(self, host: str | None) -> Repository | None:
         """The repository of the tenant ``host`` picks; None when it has none."""
@@ -43,6 +46,10 @@ class Repositories:
         tenant = self.directory.resolve(host)
         return None if tenant is None else self.by_tenant.get(tenant.name)
 
+    def direct_for(self, repository: Repository) -> DirectUploads:
+        """The direct uploads of ``repository``."""
+        return self.direct[repository.settings.name]
+
 
 def build_repositories(
     config: Config,
@@ -50,9 +57,56 @@ def build_repositories(
     *,
     executor: Executor | None,
     purge: Callable[[str], Purge],
+    records: RecordStore | None = None,
 ) -> Repositories | None:
     """The enabled repositories, or None when no tenant (and not the server) enables one.
     ``purge(route)`` gives the purge of sources as the loader sees them, after ``route``."""
+    sections = _sections(config, directory)
+    if not sections:
+        return None
+    if records is None and config.repository.metadata.uri:
+        records = RecordStore(settings=config.repository.metadata)
+    tenants = {} if directory is None else _tenants(directory)
+    storages: dict[tuple[str, str], OriginalStorage] = {}
+    direct: dict[str, DirectUploads] = {}
+    places: set[tuple[str, str]] = set()
+    built: dict[str, Repository] = {}
+    for name, key, section, route in sections:
+        spec = _storage_spec(config, section.storage, key)
+        place = (repr(spec), section.prefix)
+        if place in places:
+            raise ConfigError(f"{key}.prefix: another repository stores under the same prefix")
+        places.add(place)
+        storage = storages.get((spec.use or "", repr(spec)))
+        if storage is None:
+            storage = _storage(spec, f"{key}.storage", executor)
+            storages[(spec.use or "", repr(spec))] = storage
+        signing = _signing(config, tenants.get(name))
+        repository = _repository(
+            config, name, key, section, storage, executor, purge(route), signing
+        )
+        built[name] = repository
+        direct[name] = DirectUploads(
+            repository,
+            records,
+            temporary_prefix=section.temporary_prefix,
+            expires=section.upload_expires,
+            content_types=section.content_types,
+        )
+    extra: tuple[object, ...] = () if records is None else (records,)
+    return Repositories(
+        types.MappingProxyType(built),
+        built.get("default") if directory is None else None,
+        directory,
+        (*storages.values(), *extra),
+        types.MappingProxyType(direct),
+    )
+
+
+def _sections(
+    config: Config, directory: TenantDirectory | None
+) -> list[tuple[str, str, RepositoryConfig, str]]:
+    """(name, YAML key, section, loader route) of every enabled repository."""
     sections: list[tuple[str, str, RepositoryConfig, str]] = []
     if directory is None:
         if config.repository.enabled:
@@ -69,28 +123,23 @@ def build_repositories(
                 sections.append(
                     (site.name, f"tenants.sites[{index}].repository", site.repository, route)
                 )
-    if not sections:
-        return None
-    storages: dict[tuple[str, str], OriginalStorage] = {}
-    places: set[tuple[str, str]] = set()
-    built: dict[str, Repository] = {}
-    for name, key, section, route in sections:
-        spec = _storage_spec(config, section.storage, key)
-        place = (repr(spec), section.prefix)
-        if place in places:
-            raise ConfigError(f"{key}.prefix: another repository stores under the same prefix")
-        places.add(place)
-        storage = storages.get((spec.use or "", repr(spec)))
-        if storage is None:
-            storage = _storage(spec, f"{key}.storage", executor)
-            storages[(spec.use or "", repr(spec))] = storage
-        built[name] = _repository(config, name, key, section, storage, executor, purge(route))
-    return Repositories(
-        types.MappingProxyType(built),
-        built.get("default") if directory is None else None,
-        directory,
-        tuple(storages.values()),
-    )
+    return sections
+
+
+def _tenants(directory: TenantDirectory) -> dict[str, Tenant]:
+    tenants = {tenant.name: tenant for tenant in directory.by_host.values()}
+    if directory.default is not None:
+        tenants[directory.default.name] = directory.default
+    return tenants
+
+
+def _signing(config: Config, tenant: Tenant | None) -> tuple[str | None, Mapping[str, str]]:
+    """The key that signs the URLs answered with a record, and the presets they name."""
+    if tenant is None:
+        keys = config.signing_keys
+        presets = {str(k): str(v) for k, v in config.tenants.presets.items()}
+        return (keys[0] if keys else None), presets
+    return (tenant.signing_keys[0] if tenant.signing_keys else None), tenant.presets
 
 
 def _repository(
@@ -101,14 +150,19 @@ def _repository(
     storage: OriginalStorage,
     executor: Executor | None,
     purge: Purge,
+    signing: tuple[str | None, Mapping[str, str]],
 ) -> Repository:
     keys = build_keys(section.keys, f"{key}.keys")
     if section.require_key and not keys:
         raise ConfigError(f"{key}.keys: give at least one key, or set require_key: false")
     if section.max_bytes < 0 or section.min_width < 1 or section.min_height < 1:
         raise ConfigError(f"{key}: max_bytes must be >= 0, min_width and min_height >= 1")
-    if section.prefix and not section.prefix.endswith("/"):
-        raise ConfigError(f"{key}.prefix: must end with '/'")
+    for field in ("prefix", "temporary_prefix"):
+        value = getattr(section, field)
+        if value and not value.endswith("/"):
+            raise ConfigError(f"{key}.{field}: must end with '/'")
+    if not 1 <= section.upload_expires <= 3600:
+        raise ConfigError(f"{key}.upload_expires: must be 1 to 3600 seconds")
     limits = UploadLimits(
         max_bytes=section.max_bytes or config.imaging.max_source_bytes,
         min_width=section.min_width,
@@ -121,6 +175,9 @@ def _repository(
         allow_put=section.allow_put,
         allow_delete=section.allow_delete,
         limits=limits,
+        signing_key=signing[0],
+        presets=signing[1],
+        srcset_widths=tuple(sorted(set(section.srcset_widths))),
     )
     return Repository(
         settings,

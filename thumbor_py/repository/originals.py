@@ -170,6 +170,48 @@ class S3OriginalStorage:
         name = self.object_key(key)
         return bool(await self._call(lambda c: _delete(c, self._bucket, name)))
 
+    async def stat(self, key: str) -> tuple[int, float] | None:
+        """The object's byte size and last-modified timestamp (one HEAD), or None."""
+        name = self.object_key(key)
+        return await self._call(lambda c: _stat_or_none(c, self._bucket, name))  # type: ignore[no-any-return]
+
+    async def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires: int
+    ) -> dict[str, Any]:
+        """A browser-usable POST policy for ``key``: this content type, 1..max_bytes bytes,
+        valid ``expires`` seconds (S3 enforces all three)."""
+        name = self.object_key(key)
+        conditions = [{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]]
+
+        def presign(client: Any) -> dict[str, Any]:
+            answer: dict[str, Any] = client.generate_presigned_post(
+                Bucket=self._bucket,
+                Key=name,
+                Fields={"Content-Type": content_type},
+                Conditions=conditions,
+                ExpiresIn=expires,
+            )
+            return answer
+
+        return await self._call(presign)  # type: ignore[no-any-return]
+
+    async def keys(self, prefix: str) -> list[tuple[str, float]]:
+        """``(key, last modified as a timestamp)`` of every object under ``prefix`` (keys
+        relative to the storage's own prefix)."""
+        name = self._prefix + prefix
+
+        def listing(client: Any) -> list[tuple[str, float]]:
+            found = []
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=name
+            ):
+                for item in page.get("Contents", []):
+                    key = str(item["Key"]).removeprefix(self._prefix)
+                    found.append((key, item["LastModified"].timestamp()))
+            return found
+
+        return await self._call(listing)  # type: ignore[no-any-return]
+
     async def _call(self, function: Any) -> Any:
         try:
             return await self._s3.call(function)
@@ -185,6 +227,16 @@ def _get_or_none(client: Any, bucket: str, key: str) -> bytes | None:
             return None
         raise
     return bytes(answer["Body"].read())
+
+
+def _stat_or_none(client: Any, bucket: str, key: str) -> tuple[int, float] | None:
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+        return int(head["ContentLength"]), float(head["LastModified"].timestamp())
+    except ClientError as exc:
+        if error_code(exc) in _MISSING_CODES:
+            return None
+        raise
 
 
 def _delete(client: Any, bucket: str, key: str) -> bool:

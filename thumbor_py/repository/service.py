@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from thumbor_py import metrics
 from thumbor_py.config import ImagingConfig
@@ -41,6 +41,10 @@ class RepositorySettings:
     allow_put: bool
     allow_delete: bool
     limits: UploadLimits
+    # For the URLs answered with a record: the tenant's key (None = /unsafe/), its presets.
+    signing_key: str | None = None
+    presets: Mapping[str, str] = field(default_factory=dict)
+    srcset_widths: tuple[int, ...] = ()
 
 
 def new_id(slug: str | None) -> str:
@@ -71,10 +75,14 @@ class Repository:
     ) -> None:
         self.settings = settings
         self.keys = keys
-        self._storage = storage
-        self._imaging = imaging
-        self._executor = executor
+        self.storage = storage
+        self.imaging = imaging
+        self.executor = executor
         self._purge = purge
+
+    async def purge(self, source: str) -> int:
+        """Purge every variant of ``source`` (an image path of this repository)."""
+        return await self._purge(source)
 
     def source(self, image_id: str) -> str:
         """The image path that Thumbor and Cloudimage URLs give for ``image_id``."""
@@ -89,7 +97,7 @@ class Repository:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self._executor, inspect, data, self._imaging, self.settings.limits
+                self.executor, inspect, data, self.imaging, self.settings.limits
             )
         except HttpError as exc:
             metrics.REPOSITORY.labels(operation="refused", outcome=str(exc.status)).inc()
@@ -99,32 +107,32 @@ class Repository:
         """Store a new original; its id."""
         info = await self.inspect(data)
         image_id = new_id(slug)
-        await self._storage.put(self.settings.prefix + image_id, data, info.content_type)
+        await self.storage.put(self.settings.prefix + image_id, data, info.content_type)
         metrics.REPOSITORY.labels(operation="upload", outcome="created").inc()
         return image_id
 
     async def read(self, image_id: str) -> tuple[bytes, str]:
         """The original and its content type; 404 when there is none."""
-        original = await self._storage.get(self.settings.prefix + parse_id(image_id))
+        original = await self.storage.get(self.settings.prefix + parse_id(image_id))
         if original is None:
             raise SourceNotFoundError("no such image")
         loop = asyncio.get_running_loop()
-        content_type = await loop.run_in_executor(self._executor, _content_type, original.data)
+        content_type = await loop.run_in_executor(self.executor, _content_type, original.data)
         return original.data, content_type
 
     async def replace(self, image_id: str, data: bytes) -> None:
         """Replace an existing original (404 when there is none), then purge its variants."""
         key = self.settings.prefix + parse_id(image_id)
         info = await self.inspect(data)
-        if await self._storage.get(key) is None:
+        if await self.storage.get(key) is None:
             raise SourceNotFoundError("no such image")
-        await self._storage.put(key, data, info.content_type)
+        await self.storage.put(key, data, info.content_type)
         await self._purge(self.source(image_id))
         metrics.REPOSITORY.labels(operation="upload", outcome="replaced").inc()
 
     async def delete(self, image_id: str) -> None:
         """Remove an original (404 when there is none), then purge its variants."""
-        if not await self._storage.delete(self.settings.prefix + parse_id(image_id)):
+        if not await self.storage.delete(self.settings.prefix + parse_id(image_id)):
             raise SourceNotFoundError("no such image")
         await self._purge(self.source(image_id))
         metrics.REPOSITORY.labels(operation="delete", outcome="deleted").inc()
