@@ -15,9 +15,10 @@ import boto3
 import pytest
 from PIL import Image
 
-from tests.repository.conftest import ADMIN, READER, UPLOADER, auth, jpeg, keys, png
+from tests.repository.conftest import ADMIN, READER, UPLOADER, auth, color_of, jpeg, keys, png
 from tests.repository.records_collection import RecordsCollection
 from thumbor_py.app import create_app
+from thumbor_py.builder import build_url
 from thumbor_py.config import Config, ImagingConfig
 from thumbor_py.errors import SourceNotFoundError
 from thumbor_py.repository.auth import KeyRing, hash_key
@@ -57,6 +58,7 @@ def direct_config(endpoint: str, bucket: str, **repository: Any) -> Config:
                         "name": "miluv",
                         "hosts": ["media.miluv.app"],
                         "key": KEY,
+                        "aliases": {"_media_": ""},
                         "repository": {"enabled": True, "keys": keys(), **repository},
                     },
                     {
@@ -317,3 +319,33 @@ async def test_expired_permissions_are_refused_by_the_server_too(
     assert record.owner == "ana"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [record.key]
     await storage.aclose()
+
+
+def two_colours() -> bytes:
+    """600x200: red on the left two thirds, blue on the right third."""
+    image = Image.new("RGB", (600, 200), (220, 20, 20))
+    image.paste((20, 20, 220), (400, 0, 600, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_smart_crops_of_a_registered_original_use_its_focal_point(
+    aiohttp_client: Any, s3_endpoint: str, bucket: str, records: RecordsCollection
+) -> None:
+    client = await app_client(aiohttp_client, s3_endpoint, bucket, records)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    answer = await (await presign(client, content_type="image/png")).json()
+    s3.put_object(Bucket=bucket, Key=answer["fields"]["key"], Body=two_colours())
+    registered = await register(client, answer["upload_id"], focal_point={"x": 0.9, "y": 0.5})
+    source = (await registered.json())["source"]
+    # Any smart URL of it, in either dialect, not only the URLs answered at registration.
+    smart = build_url(source, key=KEY, width=100, height=100, smart=True)
+    plain = build_url(source, key=KEY, width=100, height=100)
+    cloudimage = f"/v7/_media_/{source}?w=100&h=100&func=crop&gravity=auto"
+    colours = {}
+    for name, path in (("smart", smart), ("plain", plain), ("cloudimage", cloudimage)):
+        response = await client.get(path, headers=MILUV)
+        assert response.status == 200, (name, await response.text())
+        colours[name] = color_of(await response.read())
+    assert colours == {"smart": "blue", "plain": "red", "cloudimage": "blue"}

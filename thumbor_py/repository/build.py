@@ -14,6 +14,7 @@ from thumbor_py.errors import ConfigError
 from thumbor_py.repository.auth import KeyRing, build_keys
 from thumbor_py.repository.checks import UploadLimits
 from thumbor_py.repository.direct import DirectUploads
+from thumbor_py.repository.focal import FocalPoints
 from thumbor_py.repository.originals import (
     FileOriginalStorage,
     OriginalStorage,
@@ -38,6 +39,8 @@ class Repositories:
     # Storages and the record store: may implement ``Lifecycle`` (started with the app).
     storages: tuple[object, ...]
     direct: Mapping[str, DirectUploads]
+    # Recorded focal points for smart crops (None without a record store).
+    focal: FocalPoints | None = None
 
     def for_host(self, host: str | None) -> Repository | None:
         """The repository of the tenant ``host`` picks; None when it has none."""
@@ -100,6 +103,9 @@ def build_repositories(
         directory,
         (*storages.values(), *extra),
         types.MappingProxyType(direct),
+        None
+        if records is None
+        else FocalPoints(records, {name: r.settings.prefix for name, r in built.items()}),
     )
 
 

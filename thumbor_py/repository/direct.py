@@ -26,6 +26,7 @@ from thumbor_py import metrics
 from thumbor_py.builder import build_url
 from thumbor_py.errors import BadRequestError, ConflictError, HttpError, SourceNotFoundError
 from thumbor_py.repository.checks import ImageInfo, inspect
+from thumbor_py.repository.focal import focal_box
 from thumbor_py.repository.originals import S3OriginalStorage
 from thumbor_py.repository.records import ImageRecord, RecordStore
 from thumbor_py.repository.service import Repository
@@ -253,10 +254,5 @@ def urls(record: ImageRecord, repository: Repository) -> dict[str, Any]:
 
 
 def _focal_filter(record: ImageRecord) -> list[str]:
-    if record.focal_point is None:
-        return []
-    x = round(record.focal_point[0] * record.width)
-    y = round(record.focal_point[1] * record.height)
-    left, top = max(0, x - 1), max(0, y - 1)
-    right, bottom = min(record.width, left + 2), min(record.height, top + 2)
-    return [f"focal({left}x{top}:{right}x{bottom})"]
+    box = focal_box(record)
+    return [] if box is None else [f"focal({box})"]
