@@ -34,6 +34,7 @@ from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
 from thumbor_py.repository import http as repository_http
 from thumbor_py.repository import http_images
+from thumbor_py.repository.build import Repositories
 from thumbor_py.repository.focal import FocalPoints
 from thumbor_py.results import GuardedResultStorage, readiness
 from thumbor_py.sites import site_handler
@@ -45,6 +46,7 @@ PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
 STORAGE_KEY = web.AppKey("result_storage", GuardedResultStorage)
 COHERENCE_KEY = web.AppKey("coherence", Coherence)
 FOCAL_KEY = web.AppKey("focal_points", FocalPoints)
+REPOSITORIES_KEY = web.AppKey("repositories", Repositories)
 REQUEST_ID_HEADER = "X-Request-ID"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # How long shutdown waits for result-storage writes still in flight.
@@ -78,6 +80,7 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     if parts.repositories is not None:  # issue 17: Thumbor's upload API, direct uploads
         repository_http.add_routes(app, parts.repositories)
         http_images.add_routes(app, parts.repositories)
+        app[REPOSITORIES_KEY] = parts.repositories
         focal = parts.repositories.focal
         if focal is not None:
             app[FOCAL_KEY] = focal

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
 from PIL import Image
 
 from thumbor_py.config import Config
@@ -69,3 +72,11 @@ def file_config(tmp_path: Path, **repository: Any) -> Config:
         },
         env={},
     )
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    """A fresh bucket on moto's S3 server."""
+    name = f"repo-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name

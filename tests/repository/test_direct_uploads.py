@@ -36,13 +36,6 @@ LOVIA = {"Host": "media.lovia.life"}
 KEY = "miluv-signing-key"
 
 
-@pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    name = f"direct-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
-    return name
-
-
 def direct_config(endpoint: str, bucket: str, **repository: Any) -> Config:
     s3 = {"bucket": bucket, "prefix": "media/", "endpoint_url": endpoint}
     other = [{"name": "lovia", "sha256": hash_key("lovia-key"), "scopes": ["upload", "register"]}]

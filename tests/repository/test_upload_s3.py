@@ -4,11 +4,9 @@ in Thumbor and Cloudimage URLs, and a replacement is never served stale."""
 from __future__ import annotations
 
 import io
-import uuid
 from typing import Any
 
 import boto3
-import pytest
 from PIL import Image
 
 from tests.repository.conftest import ADMIN, BLUE, auth, color_of, jpeg, keys
@@ -16,13 +14,6 @@ from thumbor_py.app import create_app
 from thumbor_py.config import Config
 
 HOST = {"Host": "media.miluv.app"}
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    name = f"repo-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
-    return name
 
 
 def s3_config(endpoint: str, bucket: str) -> Config:

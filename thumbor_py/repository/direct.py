@@ -98,6 +98,10 @@ class DirectUploads:
         self._records = records
         self._temporary = temporary_prefix
         self._expires = expires
+        self.repository = repository
+        self.record_store = records
+        self.temporary_prefix = temporary_prefix
+        self.expires = expires
         self._content_types = content_types
 
     def _storage(self) -> S3OriginalStorage:

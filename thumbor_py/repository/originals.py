@@ -146,6 +146,20 @@ class S3OriginalStorage:
         """Close the client and join its threads."""
         await self._s3.aclose()
 
+    @property
+    def bucket(self) -> str:
+        """The bucket originals go to."""
+        return self._bucket
+
+    @property
+    def client(self) -> S3Client:
+        """The shared client (for bucket-level calls: lifecycle)."""
+        return self._s3
+
+    def object_key_prefix(self, prefix: str) -> str:
+        """The bucket key prefix of relative ``prefix``."""
+        return self._prefix + prefix
+
     def object_key(self, key: str) -> str:
         """The bucket key of ``key``."""
         return self._prefix + check_key(key)
