@@ -33,7 +33,7 @@ from thumbor_py.negotiation import answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
 from thumbor_py.repository import http as repository_http
-from thumbor_py.repository import http_images
+from thumbor_py.repository import http_images, upload_page
 from thumbor_py.repository.build import Repositories
 from thumbor_py.repository.focal import FocalPoints
 from thumbor_py.results import GuardedResultStorage, readiness
@@ -80,6 +80,7 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     if parts.repositories is not None:  # issue 17: Thumbor's upload API, direct uploads
         repository_http.add_routes(app, parts.repositories)
         http_images.add_routes(app, parts.repositories)
+        upload_page.add_route(app, parts.repositories)
         app[REPOSITORIES_KEY] = parts.repositories
         focal = parts.repositories.focal
         if focal is not None:

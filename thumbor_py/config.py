@@ -257,6 +257,7 @@ class RepositoryConfig:
     content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp", "image/gif")
     srcset_widths: tuple[int, ...] = (320, 640, 1280)
     metadata: RecordsConfig = dataclasses.field(default_factory=RecordsConfig)
+    upload_page: bool = False  # GET /upload: the operators' upload page
 
 
 # --- end of repository ------------------------------------------------------------------

@@ -141,10 +141,9 @@ def _tenants(directory: TenantDirectory) -> dict[str, Tenant]:
 
 def _signing(config: Config, tenant: Tenant | None) -> tuple[str | None, Mapping[str, str]]:
     """The key that signs the URLs answered with a record, and the presets they name."""
-    if tenant is None:
+    if tenant is None:  # presets are a tenant feature: none in one-site URLs
         keys = config.signing_keys
-        presets = {str(k): str(v) for k, v in config.tenants.presets.items()}
-        return (keys[0] if keys else None), presets
+        return (keys[0] if keys else None), {}
     return (tenant.signing_keys[0] if tenant.signing_keys else None), tenant.presets
 
 
@@ -184,6 +183,7 @@ def _repository(
         signing_key=signing[0],
         presets=signing[1],
         srcset_widths=tuple(sorted(set(section.srcset_widths))),
+        upload_page=section.upload_page,
     )
     return Repository(
         settings,

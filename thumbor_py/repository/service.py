@@ -45,6 +45,7 @@ class RepositorySettings:
     signing_key: str | None = None
     presets: Mapping[str, str] = field(default_factory=dict)
     srcset_widths: tuple[int, ...] = ()
+    upload_page: bool = False
 
 
 def new_id(slug: str | None) -> str:
