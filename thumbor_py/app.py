@@ -76,20 +76,21 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
         app.router.add_delete("/admin/results", purge, name="admin")
     # Registered before the image route so that no method on it is parsed as an image URL.
     app.router.add_route("*", "/admin/results", admin_other_methods, name="admin_other")
-    focal = None
-    if parts.repositories is not None:  # issue 17: Thumbor's upload API, direct uploads
-        repository_http.add_routes(app, parts.repositories)
-        http_images.add_routes(app, parts.repositories)
-        upload_page.add_route(app, parts.repositories)
-        app[REPOSITORIES_KEY] = parts.repositories
-        focal = parts.repositories.focal
-        if focal is not None:
-            app[FOCAL_KEY] = focal
+    # --- issue 17: Thumbor's upload API, direct uploads, focal points, the upload page
+    repositories = parts.repositories
+    focal = None if repositories is None else repositories.focal
+    if focal is not None:
+        app[FOCAL_KEY] = focal
     handler = (
         image
         if parts.tenants is None
         else site_handler(parts.tenants, CONFIG_KEY, PIPELINE_KEY, _respond, focal=focal)
     )
+    if repositories is not None:  # before the image route, which they fall back to
+        app[REPOSITORIES_KEY] = repositories
+        repository_http.add_routes(app, repositories, handler)
+        http_images.add_routes(app, repositories, handler)
+        upload_page.add_route(app, repositories, handler)
     app.router.add_get("/{path:.*}", handler, name="image")
     return app
 

@@ -165,9 +165,10 @@ async def test_keys_belong_to_one_tenant(aiohttp_client: Any, tmp_path: Path) ->
         await client.post("/image", data=jpeg(), headers={**auth(UPLOADER), **lovia})
     ).status == 401
     assert (await client.get(location, headers={**other, **lovia})).status == 403
-    # A tenant without a repository has no upload API.
+    # A tenant without a repository has no upload API: its /image paths are image URLs.
     soluvas = {"Host": "media.soluvas.com", **auth(UPLOADER)}
-    assert (await client.post("/image", data=jpeg(), headers=soluvas)).status == 404
+    assert (await client.post("/image", data=jpeg(), headers=soluvas)).status == 405
+    assert (await client.get(location, headers=soluvas)).status == 400  # not a Thumbor URL
     image_id = location.removeprefix("/image/")
     assert (await client.get(f"/unsafe/50x0/miluv/{image_id}", headers=miluv)).status == 200
     assert (tmp_path / "originals" / "miluv" / image_id).exists()

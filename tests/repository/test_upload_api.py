@@ -160,3 +160,21 @@ async def test_without_the_section_there_is_no_upload_api(
     client = await aiohttp_client(create_app(config))
     response = await client.post("/image", data=jpeg())
     assert response.status in (400, 405)  # the image route: GET only
+
+
+async def test_direct_uploads_need_s3_and_records_and_the_page_is_opt_in(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(file_config(tmp_path)))
+    permission = await client.post(
+        "/uploads", json={"content_type": "image/jpeg"}, headers=auth(UPLOADER)
+    )
+    assert permission.status == 409
+    assert "no image records" in await permission.text()
+    assert (await client.get("/images", headers=auth(READER))).status == 409
+    assert (await client.get("/upload")).status == 400  # no page: an image URL, not signed
+    with_page = await aiohttp_client(create_app(file_config(tmp_path, upload_page=True)))
+    page = await with_page.get("/upload")
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]

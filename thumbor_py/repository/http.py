@@ -22,10 +22,27 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def add_routes(app: web.Application, repositories: Repositories) -> None:
-    """Register the upload API (before the catch-all image route)."""
-    app.router.add_route("*", "/image", _collection(repositories), name="upload")
-    app.router.add_route("*", "/image/{id:.+}", _item(repositories), name="upload_item")
+def add_routes(app: web.Application, repositories: Repositories, fallback: Handler) -> None:
+    """Register the upload API (before the catch-all image route, ``fallback``)."""
+    for path, handler, name in (
+        ("/image", _collection(repositories), "upload"),
+        ("/image/{id:.+}", _item(repositories), "upload_item"),
+    ):
+        app.router.add_route("*", path, where_enabled(repositories, handler, fallback), name=name)
+
+
+def where_enabled(repositories: Repositories, handler: Handler, fallback: Handler) -> Handler:
+    """``handler`` on hosts with a repository; elsewhere these paths are image URLs as
+    before (a Cloudimage origin may well be ``image/cat.jpg``)."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        if repositories.for_host(request.host) is not None:
+            return await handler(request)
+        if request.method in ("GET", "HEAD"):
+            return await fallback(request)
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+
+    return route
 
 
 def _repository(repositories: Repositories, request: web.Request) -> Repository:

@@ -13,6 +13,7 @@ from aiohttp import web
 from thumbor_py.errors import BadRequestError, PreconditionFailedError, SourceNotFoundError
 from thumbor_py.repository.build import Repositories
 from thumbor_py.repository.direct import DirectUploads, Metadata, urls
+from thumbor_py.repository.http import where_enabled
 from thumbor_py.repository.records import ImageRecord
 from thumbor_py.repository.service import Repository
 
@@ -21,11 +22,14 @@ _NO_STORE = {"Cache-Control": "no-store"}
 _MAX_JSON = 64 * 1024
 
 
-def add_routes(app: web.Application, repositories: Repositories) -> None:
-    """Register the direct-upload API (before the catch-all image route)."""
-    app.router.add_route("*", "/uploads", _uploads(repositories), name="uploads")
-    app.router.add_route("*", "/images", _images(repositories), name="images")
-    app.router.add_route("*", "/images/{id}", _image(repositories), name="images_item")
+def add_routes(app: web.Application, repositories: Repositories, fallback: Handler) -> None:
+    """Register the direct-upload API (before the catch-all image route, ``fallback``)."""
+    for path, handler, name in (
+        ("/uploads", _uploads(repositories), "uploads"),
+        ("/images", _images(repositories), "images"),
+        ("/images/{id}", _image(repositories), "images_item"),
+    ):
+        app.router.add_route("*", path, where_enabled(repositories, handler, fallback), name=name)
 
 
 def _site(repositories: Repositories, request: web.Request) -> tuple[Repository, DirectUploads]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from thumbor_py.errors import SourceNotFoundError
 from thumbor_py.repository.build import Repositories
+from thumbor_py.repository.http import Handler
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -97,13 +97,14 @@ $("form").addEventListener("submit", async (event) => {
 """
 
 
-def add_route(app: web.Application, repositories: Repositories) -> None:
-    """Serve the page on hosts whose repository enables it."""
+def add_route(app: web.Application, repositories: Repositories, fallback: Handler) -> None:
+    """Serve the page on hosts whose repository enables it; elsewhere ``/upload`` is the
+    image URL it was (``fallback``)."""
 
-    async def upload_page(request: web.Request) -> web.Response:
+    async def upload_page(request: web.Request) -> web.StreamResponse:
         repository = repositories.for_host(request.host)
         if repository is None or not repository.settings.upload_page:
-            raise SourceNotFoundError("no upload page here")
+            return await fallback(request)
         return web.Response(
             text=PAGE,
             content_type="text/html",
