@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -178,3 +179,34 @@ async def test_direct_uploads_need_s3_and_records_and_the_page_is_opt_in(
     assert page.status == 200
     assert page.headers["Content-Type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+async def test_multipart_media_field_as_thumbor_accepts_it(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(file_config(tmp_path, max_bytes=300_000)))
+    form = aiohttp.FormData()
+    form.add_field("media", jpeg(), filename="from form.jpg", content_type="image/jpeg")
+    response = await client.post("/image", data=form, headers=auth(UPLOADER))
+    assert response.status == 201, await response.text()
+    assert response.headers["Location"].endswith("/from-form.jpg")
+    other = aiohttp.FormData()
+    other.add_field("file", jpeg(), filename="x.jpg")
+    assert (await client.post("/image", data=other, headers=auth(UPLOADER))).status == 415
+    big = aiohttp.FormData()
+    big.add_field("media", b"\xff" * 300_001, filename="big.jpg")
+    assert (await client.post("/image", data=big, headers=auth(UPLOADER))).status == 412
+
+
+async def test_a_polyglot_is_stored_and_served_as_the_image_it_decodes_as(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(file_config(tmp_path)))
+    body = jpeg() + b"<html><script>alert(document.cookie)</script></html>"
+    response = await client.post(
+        "/image", data=body, headers={**auth(UPLOADER), "Content-Type": "text/html"}
+    )
+    assert response.status == 201
+    served = await client.get(response.headers["Location"], headers=auth(UPLOADER))
+    assert served.headers["Content-Type"] == "image/jpeg"  # what it decodes as, not what it said
+    assert served.headers["X-Content-Type-Options"] == "nosniff"

@@ -17,8 +17,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from thumbor_py import metrics
 from thumbor_py.config import ApiKeyConfig, ApiScope
-from thumbor_py.errors import ConfigError, ForbiddenError, RateLimitedError, UnauthorizedError
+from thumbor_py.errors import (
+    ConfigError,
+    ForbiddenError,
+    HttpError,
+    RateLimitedError,
+    UnauthorizedError,
+)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -77,6 +84,13 @@ class KeyRing:
     def require(self, headers: Mapping[str, str], scope: ApiScope) -> ApiKey | None:
         """The request's key, when it holds ``scope`` and is under its rate; None when keys
         are not required and none was given."""
+        try:
+            return self._require(headers, scope)
+        except HttpError as exc:
+            metrics.REPOSITORY.labels(operation="auth", outcome=str(exc.status)).inc()
+            raise
+
+    def _require(self, headers: Mapping[str, str], scope: ApiScope) -> ApiKey | None:
         given = _presented(headers)
         if given is None:
             if self._required:

@@ -10,11 +10,17 @@ sets ``require_key: false``); the body is read only after the key was checked.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
+from thumbor_py import metrics
 from thumbor_py.config import ApiScope
-from thumbor_py.errors import PreconditionFailedError, SourceNotFoundError
+from thumbor_py.errors import (
+    PreconditionFailedError,
+    SourceNotFoundError,
+    UnsupportedMediaTypeError,
+)
 from thumbor_py.repository.build import Repositories
 from thumbor_py.repository.service import Repository
 
@@ -62,8 +68,8 @@ def _collection(repositories: Repositories) -> Handler:
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
         _authorize(repository, request, "upload")
-        data = await read_body(request, repository)
-        image_id = await repository.create(data, request.headers.get("Slug"))
+        data, slug = await read_body(request, repository)
+        image_id = await repository.create(data, slug)
         return web.Response(status=201, headers={"Location": f"/image/{image_id}", **_NO_STORE})
 
     return collection
@@ -86,7 +92,7 @@ def _item(repositories: Repositories) -> Handler:
         image_id = request.match_info["id"]
         if request.method == "PUT":
             _authorize(repository, request, "upload")
-            await repository.replace(image_id, await read_body(request, repository))
+            await repository.replace(image_id, (await read_body(request, repository))[0])
             return web.Response(status=204, headers=_NO_STORE)
         if request.method == "DELETE":
             _authorize(repository, request, "delete")
@@ -101,18 +107,49 @@ def _item(repositories: Repositories) -> Handler:
     return item
 
 
-async def read_body(request: web.Request, repository: Repository) -> bytes:
-    """The request body, refused (412) as soon as it is over the limit."""
+async def read_body(request: web.Request, repository: Repository) -> tuple[bytes, str | None]:
+    """The image and its name: the raw body and ``Slug``, or, as Thumbor also accepts, the
+    ``media`` part of a ``multipart/form-data`` body (and its file name when no ``Slug``).
+    Refused (412) as soon as it is over the limit."""
     limit = repository.settings.limits.max_bytes
+    slug = request.headers.get("Slug")
+    if request.content_type == "multipart/form-data":
+        data, filename = await _media_part(request, limit)
+        return data, slug or filename
     if request.content_length is not None:
-        repository.check_size(request.content_length)
+        _check_size(repository, request.content_length)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
-        if size > limit:
-            raise PreconditionFailedError(f"image is over the {limit}-byte upload limit")
+        _check_size(repository, size)
         chunks.append(chunk)
-    data = b"".join(chunks)
-    repository.check_size(len(data))
-    return data
+    return b"".join(chunks), slug
+
+
+async def _media_part(request: web.Request, limit: int) -> tuple[bytes, str | None]:
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, BodyPartReader) or part.name != "media":
+            continue
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await part.read_chunk(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                _refused(412)
+                raise PreconditionFailedError(f"image is over the {limit}-byte upload limit")
+            chunks.append(chunk)
+        # Browsers and aiohttp send a name with spaces percent-encoded ("from%20form.jpg").
+        return b"".join(chunks), unquote(part.filename) if part.filename else None
+    raise UnsupportedMediaTypeError("a multipart body needs its image in the 'media' field")
+
+
+def _check_size(repository: Repository, size: int) -> None:
+    if size > repository.settings.limits.max_bytes:
+        _refused(412)
+        repository.check_size(size)
+
+
+def _refused(status: int) -> None:
+    metrics.REPOSITORY.labels(operation="refused", outcome=str(status)).inc()
