@@ -42,7 +42,7 @@ from thumbor_py.plugins import (
 )
 from thumbor_py.purge_logs import FilePurgeLog, MongoPurgeLog
 from thumbor_py.repository.build import Repositories, build_repositories
-from thumbor_py.repository.records import RecordStore
+from thumbor_py.repository.records import ImageRecords
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import RoutingLoader
 from thumbor_py.tenants import TenantDirectory, build_directory
@@ -61,7 +61,7 @@ class Given(TypedDict, total=False):
     detectors: Sequence[Detector]
     registry: dict[str, FilterSpec]
     purge_log: PurgeLog
-    repository_records: RecordStore  # issue 17: image records (tests: an in-memory double)
+    repository_records: ImageRecords  # issue 17: image records (tests: an in-memory double)
 
 
 @dataclass(frozen=True, slots=True)

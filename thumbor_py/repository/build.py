@@ -12,6 +12,7 @@ from pathlib import Path
 from thumbor_py.config import Config, PluginConfig, RepositoryConfig
 from thumbor_py.errors import ConfigError
 from thumbor_py.repository.auth import KeyRing, build_keys
+from thumbor_py.repository.bucket_records import BucketRecords
 from thumbor_py.repository.checks import UploadLimits
 from thumbor_py.repository.direct import DirectUploads
 from thumbor_py.repository.focal import FocalPoints
@@ -21,7 +22,7 @@ from thumbor_py.repository.originals import (
     S3OriginalStorage,
     s3_settings,
 )
-from thumbor_py.repository.records import RecordStore
+from thumbor_py.repository.records import ImageRecords, RecordStore
 from thumbor_py.repository.service import Purge, Repository, RepositorySettings
 from thumbor_py.tenants import Tenant, TenantDirectory
 
@@ -60,18 +61,20 @@ def build_repositories(
     *,
     executor: Executor | None,
     purge: Callable[[str], Purge],
-    records: RecordStore | None = None,
+    records: ImageRecords | None = None,
 ) -> Repositories | None:
     """The enabled repositories, or None when no tenant (and not the server) enables one.
     ``purge(route)`` gives the purge of sources as the loader sees them, after ``route``."""
     sections = _sections(config, directory)
     if not sections:
         return None
-    if records is None and config.repository.metadata.uri:
-        records = RecordStore(settings=config.repository.metadata)
+    mongo: ImageRecords | None = records
+    if mongo is None and config.repository.metadata.uri:
+        mongo = RecordStore(settings=config.repository.metadata)
     tenants = {} if directory is None else _tenants(directory)
     storages: dict[tuple[str, str], OriginalStorage] = {}
     direct: dict[str, DirectUploads] = {}
+    bucket_records: dict[int, ImageRecords] = {}
     places: set[tuple[str, str]] = set()
     built: dict[str, Repository] = {}
     for name, key, section, route in sections:
@@ -91,22 +94,36 @@ def build_repositories(
         built[name] = repository
         direct[name] = DirectUploads(
             repository,
-            records,
+            _records_for(storage, mongo, bucket_records),
             temporary_prefix=section.temporary_prefix,
             expires=section.upload_expires,
             content_types=section.content_types,
         )
-    extra: tuple[object, ...] = () if records is None else (records,)
+    extra: tuple[object, ...] = () if mongo is None else (mongo,)
+    focal = {
+        name: (built[name].settings.prefix, uploads.record_store)
+        for name, uploads in direct.items()
+        if uploads.record_store is not None
+    }
     return Repositories(
         types.MappingProxyType(built),
         built.get("default") if directory is None else None,
         directory,
         (*storages.values(), *extra),
         types.MappingProxyType(direct),
-        None
-        if records is None
-        else FocalPoints(records, {name: r.settings.prefix for name, r in built.items()}),
+        FocalPoints(focal) if focal else None,
     )
+
+
+def _records_for(
+    storage: OriginalStorage, mongo: ImageRecords | None, cache: dict[int, ImageRecords]
+) -> ImageRecords | None:
+    """MongoDB when configured; else JSON objects in an S3 storage's bucket; else none."""
+    if mongo is not None:
+        return mongo
+    if not isinstance(storage, S3OriginalStorage):
+        return None
+    return cache.setdefault(id(storage), BucketRecords(storage))
 
 
 def _sections(

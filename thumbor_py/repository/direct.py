@@ -28,7 +28,7 @@ from thumbor_py.errors import BadRequestError, ConflictError, HttpError, SourceN
 from thumbor_py.repository.checks import ImageInfo, inspect
 from thumbor_py.repository.focal import focal_box
 from thumbor_py.repository.originals import S3OriginalStorage
-from thumbor_py.repository.records import ImageRecord, RecordStore
+from thumbor_py.repository.records import ImageRecord, ImageRecords
 from thumbor_py.repository.service import Repository
 from thumbor_py.srcset import srcset
 
@@ -86,7 +86,7 @@ class DirectUploads:
     def __init__(
         self,
         repository: Repository,
-        records: RecordStore | None,
+        records: ImageRecords | None,
         *,
         temporary_prefix: str,
         expires: int,
@@ -110,7 +110,7 @@ class DirectUploads:
             raise ConflictError("direct uploads need an S3 original storage")
         return storage
 
-    def records(self) -> RecordStore:
+    def records(self) -> ImageRecords:
         """The record store; 409 when none is configured."""
         if self._records is None:
             raise ConflictError("no image records are configured (repository.metadata.uri)")
@@ -186,7 +186,7 @@ class DirectUploads:
 
     async def _store(
         self,
-        records: RecordStore,
+        records: ImageRecords,
         storage: S3OriginalStorage,
         data: bytes,
         info: ImageInfo,

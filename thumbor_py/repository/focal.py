@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from thumbor_py.errors import StorageError
-from thumbor_py.repository.records import ImageRecord, RecordStore
+from thumbor_py.repository.records import ImageRecord, ImageRecords
 from thumbor_py.url import FilterCall, ImageRequest
 
 _CACHED = 4096
@@ -38,21 +38,23 @@ class FocalPoints:
 
     def __init__(
         self,
-        records: RecordStore,
-        prefixes: Mapping[str, str],
+        sites: Mapping[str, tuple[str, ImageRecords]],
         *,
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # tenant name -> its originals' key prefix; the image path may hold a route or an
-        # alias before it (``s3://bucket/originals/<sha256>.jpg``): matched at the end.
-        self._patterns = {
-            name: re.compile(
-                r"(?:^|/)" + re.escape(prefix) + r"([0-9a-f]{64})\.(?:jpg|png|webp|gif|avif)$"
+        # tenant name -> (its originals' key prefix, its records). The image path may hold a
+        # route or an alias before the prefix (``s3://bucket/originals/<sha256>.jpg``): the
+        # pattern is matched at the end.
+        self._sites = {
+            name: (
+                re.compile(
+                    r"(?:^|/)" + re.escape(prefix) + r"([0-9a-f]{64})\.(?:jpg|png|webp|gif|avif)$"
+                ),
+                records,
             )
-            for name, prefix in prefixes.items()
+            for name, (prefix, records) in sites.items()
         }
-        self._records = records
         self._ttl = ttl
         self._clock = clock
         self._cache: OrderedDict[tuple[str, str], tuple[float, str | None]] = OrderedDict()
@@ -61,9 +63,10 @@ class FocalPoints:
         self, tenant: str, request: ImageRequest, signed_path: str
     ) -> tuple[ImageRequest, str]:
         """``request`` (and its key's path) with the recorded ``focal()`` when it applies."""
-        pattern = self._patterns.get(tenant)
-        if pattern is None or not request.smart:
+        site = self._sites.get(tenant)
+        if site is None or not request.smart:
             return request, signed_path
+        pattern = site[0]
         if any(f.name == "focal" for f in request.filters):
             return request, signed_path
         match = pattern.search(request.source)
@@ -81,7 +84,7 @@ class FocalPoints:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         try:
-            record = await self._records.get(tenant, image_id)
+            record = await self._sites[tenant][1].get(tenant, image_id)
         except StorageError:
             return None
         box = None if record is None else focal_box(record)

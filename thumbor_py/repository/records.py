@@ -63,6 +63,9 @@ class ImageRecord:
         values["tags"] = tuple(values.get("tags") or ())
         focal = values.get("focal_point")
         values["focal_point"] = (float(focal[0]), float(focal[1])) if focal else None
+        for name in ("created_at", "updated_at"):  # JSON (bucket records) holds ISO text
+            if isinstance(values.get(name), str):
+                values[name] = datetime.fromisoformat(values[name])
         return cls(**values)
 
     def public(self) -> dict[str, Any]:
@@ -100,8 +103,42 @@ class Collection(Protocol):
         ...
 
 
+class ImageRecords(Protocol):
+    """Where records live: MongoDB (:class:`RecordStore`) or, without MongoDB, the bucket
+    (:class:`~thumbor_py.repository.bucket_records.BucketRecords`). Failures raise
+    ``StorageUnavailableError``; ``get`` returns None for an unknown id."""
+
+    async def add(self, record: ImageRecord) -> tuple[ImageRecord, bool]:
+        """Insert; when the same content is recorded already, that record and False."""
+        ...
+
+    async def get(self, tenant: str, image_id: str) -> ImageRecord | None:
+        """The record, or None."""
+        ...
+
+    async def delete(self, tenant: str, image_id: str) -> None:
+        """Remove the record (nothing when there is none)."""
+        ...
+
+    async def page(
+        self,
+        tenant: str,
+        *,
+        owner: str | None = None,
+        tag: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[ImageRecord], str | None]:
+        """Up to ``limit`` records (by id) after the cursor ``after``; the next cursor."""
+        ...
+
+    async def all_keys(self, tenant: str) -> Sequence[tuple[str, str]]:
+        """``(id, key)`` of every record of ``tenant``."""
+        ...
+
+
 class RecordStore:
-    """Records of every tenant in one collection."""
+    """Records of every tenant in one MongoDB collection."""
 
     def __init__(
         self, collection: Collection | None = None, *, settings: RecordsConfig | None = None
