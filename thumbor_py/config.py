@@ -229,7 +229,7 @@ class ApiKeyConfig:
 class RecordsConfig:
     """``repository.metadata``: the MongoDB collection of image records (one per original)."""
 
-    uri: str | None = None  # null = no records (direct uploads and /images are off)
+    uri: str | None = None  # null = records as JSON in the originals' bucket (S3 only)
     database: str = "thumbor_py"
     collection: str = "images"
     timeout_ms: int = 2000
