@@ -80,3 +80,42 @@ async def test_s3_originals_work_in_both_dialects_and_replace_is_never_stale(
     assert (
         await client.delete(f"/image/{image_id}", headers={**HOST, **auth(ADMIN)})
     ).status == 404
+
+
+async def test_an_explicit_s3_storage_behind_a_route(
+    aiohttp_client: Any, s3_endpoint: str, bucket: str, tmp_path: Any
+) -> None:
+    """Files by default, ``s3://`` by route: the repository names its storage and the
+    route's prefix (``source_prefix``), and purges the spelling the route loader sees."""
+    s3_loader = {"use": "s3", "settings": {"endpoint_url": s3_endpoint}}
+    config = Config.from_mapping(
+        {
+            "security": {"allow_unsafe": True},
+            "loader": {"use": "file", "settings": {"root": str(tmp_path)}},
+            "routes": [{"prefix": "s3://", "loader": s3_loader}],
+            "imaging": {"detectors": []},
+            "coherence": {"check_interval": 0.05},
+            "repository": {
+                "enabled": True,
+                "allow_put": True,
+                "storage": {
+                    "use": "s3",
+                    "settings": {"bucket": bucket, "endpoint_url": s3_endpoint},
+                },
+                "source_prefix": f"s3://{bucket}/",
+                "keys": keys(),
+            },
+        },
+        env={},
+    )
+    client = await aiohttp_client(create_app(config))
+    posted = await client.post("/image", data=jpeg(), headers=auth(ADMIN))
+    assert posted.status == 201
+    image_id = posted.headers["Location"].removeprefix("/image/")
+    thumbor = f"/unsafe/64x48/s3://{bucket}/originals/{image_id}"
+    first = await client.get(thumbor)
+    assert first.status == 200, await first.text()
+    assert color_of(await first.read()) == "red"
+    put = await client.put(f"/image/{image_id}", data=jpeg(color=BLUE), headers=auth(ADMIN))
+    assert put.status == 204
+    assert color_of(await (await client.get(thumbor)).read()) == "blue"
