@@ -72,21 +72,11 @@ def build_repositories(
     if mongo is None and config.repository.metadata.uri:
         mongo = RecordStore(settings=config.repository.metadata)
     tenants = {} if directory is None else _tenants(directory)
-    storages: dict[tuple[str, str], OriginalStorage] = {}
-    direct: dict[str, DirectUploads] = {}
-    bucket_records: dict[int, ImageRecords] = {}
-    places: set[tuple[str, str]] = set()
+    storages = _Storages(config, executor)
     built: dict[str, Repository] = {}
+    direct: dict[str, DirectUploads] = {}
     for name, key, section, route in sections:
-        spec = _storage_spec(config, section.storage, key)
-        place = (repr(spec), section.prefix)
-        if place in places:
-            raise ConfigError(f"{key}.prefix: another repository stores under the same prefix")
-        places.add(place)
-        storage = storages.get((spec.use or "", repr(spec)))
-        if storage is None:
-            storage = _storage(spec, f"{key}.storage", executor)
-            storages[(spec.use or "", repr(spec))] = storage
+        storage = storages.get(section, key)
         signing = _signing(config, tenants.get(name))
         repository = _repository(
             config, name, key, section, storage, executor, purge(route), signing
@@ -94,36 +84,63 @@ def build_repositories(
         built[name] = repository
         direct[name] = DirectUploads(
             repository,
-            _records_for(storage, mongo, bucket_records),
+            mongo or storages.records(storage),
             temporary_prefix=section.temporary_prefix,
             expires=section.upload_expires,
             content_types=section.content_types,
         )
-    extra: tuple[object, ...] = () if mongo is None else (mongo,)
-    focal = {
-        name: (built[name].settings.prefix, uploads.record_store)
-        for name, uploads in direct.items()
-        if uploads.record_store is not None
-    }
     return Repositories(
         types.MappingProxyType(built),
         built.get("default") if directory is None else None,
         directory,
-        (*storages.values(), *extra),
+        (*storages.built, *(() if mongo is None else (mongo,))),
         types.MappingProxyType(direct),
-        FocalPoints(focal) if focal else None,
+        _focal_points(direct),
     )
 
 
-def _records_for(
-    storage: OriginalStorage, mongo: ImageRecords | None, cache: dict[int, ImageRecords]
-) -> ImageRecords | None:
-    """MongoDB when configured; else JSON objects in an S3 storage's bucket; else none."""
-    if mongo is not None:
-        return mongo
-    if not isinstance(storage, S3OriginalStorage):
-        return None
-    return cache.setdefault(id(storage), BucketRecords(storage))
+def _focal_points(direct: Mapping[str, DirectUploads]) -> FocalPoints | None:
+    """Focal points from the records of every repository that has them."""
+    sites = {
+        name: (uploads.repository.settings.prefix, uploads.record_store)
+        for name, uploads in direct.items()
+        if uploads.record_store is not None
+    }
+    return FocalPoints(sites) if sites else None
+
+
+class _Storages:
+    """One original storage per distinct ``storage`` section (so one client), never two
+    repositories at one storage and prefix; and the bucket records of each S3 storage."""
+
+    def __init__(self, config: Config, executor: Executor | None) -> None:
+        self._config = config
+        self._executor = executor
+        self._by_spec: dict[str, OriginalStorage] = {}
+        self._places: set[tuple[str, str]] = set()
+        self._records: dict[int, ImageRecords] = {}
+
+    @property
+    def built(self) -> tuple[OriginalStorage, ...]:
+        """Every storage built (started and closed with the app)."""
+        return tuple(self._by_spec.values())
+
+    def get(self, section: RepositoryConfig, key: str) -> OriginalStorage:
+        """The storage of ``section`` (at YAML ``key``)."""
+        spec = _storage_spec(self._config, section.storage, key)
+        name = repr(spec)
+        if (name, section.prefix) in self._places:
+            raise ConfigError(f"{key}.prefix: another repository stores under the same prefix")
+        self._places.add((name, section.prefix))
+        if name not in self._by_spec:
+            self._by_spec[name] = _storage(spec, f"{key}.storage", self._executor)
+        return self._by_spec[name]
+
+    def records(self, storage: OriginalStorage) -> ImageRecords | None:
+        """Without MongoDB: records as JSON objects in an S3 storage's bucket; else none."""
+        if not isinstance(storage, S3OriginalStorage):
+            return None
+        return self._records.setdefault(id(storage), BucketRecords(storage))
 
 
 def _sections(
@@ -177,14 +194,7 @@ def _repository(
     keys = build_keys(section.keys, f"{key}.keys")
     if section.require_key and not keys:
         raise ConfigError(f"{key}.keys: give at least one key, or set require_key: false")
-    if section.max_bytes < 0 or section.min_width < 1 or section.min_height < 1:
-        raise ConfigError(f"{key}: max_bytes must be >= 0, min_width and min_height >= 1")
-    for field in ("prefix", "temporary_prefix"):
-        value = getattr(section, field)
-        if value and not value.endswith("/"):
-            raise ConfigError(f"{key}.{field}: must end with '/'")
-    if not 1 <= section.upload_expires <= 3600:
-        raise ConfigError(f"{key}.upload_expires: must be 1 to 3600 seconds")
+    _check_section(section, key)
     limits = UploadLimits(
         max_bytes=section.max_bytes or config.imaging.max_source_bytes,
         min_width=section.min_width,
@@ -210,6 +220,18 @@ def _repository(
         executor=executor,
         purge=purge,
     )
+
+
+def _check_section(section: RepositoryConfig, key: str) -> None:
+    """The ranges and forms a field's type cannot express."""
+    if section.max_bytes < 0 or section.min_width < 1 or section.min_height < 1:
+        raise ConfigError(f"{key}: max_bytes must be >= 0, min_width and min_height >= 1")
+    for field in ("prefix", "temporary_prefix"):
+        value = getattr(section, field)
+        if value and not value.endswith("/"):
+            raise ConfigError(f"{key}.{field}: must end with '/'")
+    if not 1 <= section.upload_expires <= 3600:
+        raise ConfigError(f"{key}.upload_expires: must be 1 to 3600 seconds")
 
 
 def _storage_spec(config: Config, storage: PluginConfig, key: str) -> PluginConfig:
