@@ -94,10 +94,6 @@ class DirectUploads:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
-        self._repository = repository
-        self._records = records
-        self._temporary = temporary_prefix
-        self._expires = expires
         self.repository = repository
         self.record_store = records
         self.temporary_prefix = temporary_prefix
@@ -105,27 +101,27 @@ class DirectUploads:
         self._content_types = content_types
 
     def _storage(self) -> S3OriginalStorage:
-        storage = self._repository.storage
+        storage = self.repository.storage
         if not isinstance(storage, S3OriginalStorage):
             raise ConflictError("direct uploads need an S3 original storage")
         return storage
 
     def records(self) -> ImageRecords:
         """The record store; 409 when none is configured."""
-        if self._records is None:
+        if self.record_store is None:
             raise ConflictError("no image records are configured (repository.metadata.uri)")
-        return self._records
+        return self.record_store
 
     def temporary_key(self, upload_id: str) -> str:
         """The temporary key of ``upload_id`` (this tenant's only); 404 for a malformed id."""
         if len(upload_id) != 32 or any(c not in _UPLOAD_ID for c in upload_id):
             raise SourceNotFoundError("no such upload")
-        return f"{self._temporary}{self._repository.settings.name}/{upload_id}"
+        return f"{self.temporary_prefix}{self.repository.settings.name}/{upload_id}"
 
     def _check_times(self, upload_id: str, written_at: float) -> None:
         """404 for an object written after its permission expired, or registered too late."""
         expires_at = int(upload_id[:10], 16)
-        if written_at > expires_at + SKEW or self._clock() > expires_at + self._expires + SKEW:
+        if written_at > expires_at + SKEW or self._clock() > expires_at + self.expires + SKEW:
             raise SourceNotFoundError("no such upload (its permission expired)")
 
     async def presign(self, content_type: object) -> dict[str, Any]:
@@ -133,14 +129,14 @@ class DirectUploads:
         if content_type not in self._content_types:
             raise BadRequestError(f"content_type: expected one of {', '.join(self._content_types)}")
         self.records()
-        expires_at = int(self._clock()) + self._expires
+        expires_at = int(self._clock()) + self.expires
         upload_id = f"{expires_at:010x}{uuid.uuid4().hex[:22]}"
-        limit = self._repository.settings.limits.max_bytes
+        limit = self.repository.settings.limits.max_bytes
         post = await self._storage().presigned_post(
             self.temporary_key(upload_id),
             content_type=str(content_type),
             max_bytes=limit,
-            expires=self._expires,
+            expires=self.expires,
         )
         metrics.REPOSITORY.labels(operation="presign", outcome="issued").inc()
         return {
@@ -160,7 +156,7 @@ class DirectUploads:
             raise SourceNotFoundError("no such upload (expired, registered, or never sent)")
         try:
             self._check_times(upload_id, stat[1])
-            self._repository.check_size(stat[0])
+            self.repository.check_size(stat[0])
             original = await storage.get(temporary)
             if original is None:
                 raise SourceNotFoundError("no such upload (registered meanwhile)")
@@ -176,7 +172,7 @@ class DirectUploads:
         return record, created
 
     async def _inspect(self, data: bytes) -> tuple[ImageInfo, str]:
-        repository = self._repository
+        repository = self.repository
 
         def check() -> tuple[ImageInfo, str]:
             info = inspect(data, repository.imaging, repository.settings.limits)
@@ -193,7 +189,7 @@ class DirectUploads:
         digest: str,
         metadata: Metadata,
     ) -> tuple[ImageRecord, bool]:
-        repository = self._repository
+        repository = self.repository
         key = f"{repository.settings.prefix}{digest}.{_EXTENSIONS[info.format]}"
         if await storage.stat(key) is None:
             await storage.put(key, data, info.content_type)
@@ -219,13 +215,13 @@ class DirectUploads:
     async def delete(self, image_id: str) -> None:
         """Remove a registered image: its object, its record, then its variants."""
         records = self.records()
-        tenant = self._repository.settings.name
+        tenant = self.repository.settings.name
         record = await records.get(tenant, image_id)
         if record is None:
             raise SourceNotFoundError("no such image")
-        await self._repository.storage.delete(record.key)
+        await self.repository.storage.delete(record.key)
         await records.delete(tenant, image_id)
-        await self._repository.purge(record.source)
+        await self.repository.purge(record.source)
         metrics.REPOSITORY.labels(operation="delete", outcome="deleted").inc()
 
 
