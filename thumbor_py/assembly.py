@@ -42,6 +42,7 @@ from thumbor_py.plugins import (
 )
 from thumbor_py.purge_logs import FilePurgeLog, MongoPurgeLog
 from thumbor_py.repository.build import Repositories, build_repositories
+from thumbor_py.repository.purge_log import repository_purge_log
 from thumbor_py.repository.records import ImageRecords
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import RoutingLoader
@@ -310,6 +311,10 @@ def build_purge_log(config: Config, executor: Executor | None = None) -> PurgeLo
     kind: str = settings.purge_log
     if kind == "auto":
         kind = _STORES_BY_STORAGE.get(storage.use or "", "local")
+        # issue 17: without a result storage's store, beside the repository's originals.
+        shared = repository_purge_log(config, executor) if kind == "local" else None
+        if shared is not None:
+            return shared
         if kind == "local" and storage.use:
             log.warning(
                 "coherence.purge_log: no shared store known for result_storage %r; purges "

@@ -26,8 +26,8 @@ from thumbor_py.repository.records import ImageRecords, RecordStore
 from thumbor_py.repository.service import Purge, Repository, RepositorySettings
 from thumbor_py.tenants import Tenant, TenantDirectory
 
-_FILE = frozenset({"file", "loaders.file:FileLoader"})
-_S3 = frozenset({"s3", "loaders.s3:S3Loader"})
+FILE_STORAGES = frozenset({"file", "loaders.file:FileLoader"})
+S3_STORAGES = frozenset({"s3", "loaders.s3:S3Loader"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,7 @@ class _Storages:
 
     def get(self, section: RepositoryConfig, key: str) -> OriginalStorage:
         """The storage of ``section`` (at YAML ``key``)."""
-        spec = _storage_spec(self._config, section.storage, key)
+        spec = storage_spec(self._config, section.storage, key)
         name = repr(spec)
         if (name, section.prefix) in self._places:
             raise ConfigError(f"{key}.prefix: another repository stores under the same prefix")
@@ -234,26 +234,26 @@ def _check_section(section: RepositoryConfig, key: str) -> None:
         raise ConfigError(f"{key}.upload_expires: must be 1 to 3600 seconds")
 
 
-def _storage_spec(config: Config, storage: PluginConfig, key: str) -> PluginConfig:
+def storage_spec(config: Config, storage: PluginConfig, key: str) -> PluginConfig:
     """``storage``, or (``use: null``) the place the ``file`` or ``s3`` loader reads."""
     if storage.use:
         return storage
     loader = config.loader
-    if loader.use in _FILE:
+    if loader.use in FILE_STORAGES:
         return PluginConfig(use="file", settings=loader.settings)
-    if loader.use in _S3:
+    if loader.use in S3_STORAGES:
         return PluginConfig(use="s3", settings=loader.settings)
     raise ConfigError(f"{key}.use: name the original storage (file or s3) for this loader")
 
 
 def _storage(spec: PluginConfig, key: str, executor: Executor | None) -> OriginalStorage:
     settings = dict(spec.settings)
-    if spec.use in _FILE:
+    if spec.use in FILE_STORAGES:
         root = settings.get("root", "./samples")
         if not isinstance(root, str):
             raise ConfigError(f"{key}.settings.root: expected a folder")
         return FileOriginalStorage(Path(root), executor)
-    if spec.use in _S3:
+    if spec.use in S3_STORAGES:
         try:
             return S3OriginalStorage(s3_settings(settings))
         except (TypeError, ValueError) as exc:
