@@ -103,7 +103,8 @@ async def test_upload_page_in_chromium(
     assert (record["width"], record["height"], record["title"]) == (900, 600, "From the browser")
     sizes = {p["preset"]: (p["width"], p["height"]) for p in report["previews"]}
     assert sizes == {**PRESETS, "smart": (640, 640)}
-    keys_now = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    keys_now = [o["Key"] for o in listed if "/.registered/" not in o["Key"]]
     assert keys_now == [f"media/{record['key']}"]  # registered; the temporary object is gone
     stored = s3.get_object(Bucket=bucket, Key=keys_now[0])["Body"].read()
     assert Image.open(io.BytesIO(stored)).size == (900, 600)

@@ -74,9 +74,11 @@ def records(request: pytest.FixtureRequest) -> RecordsCollection | None:
 
 
 def originals(s3: Any, bucket: str) -> list[str]:
-    """The bucket's keys, without record objects (those of the bucket record store)."""
+    """The bucket's keys, without record objects (of the bucket record store) and markers
+    of registered upload ids."""
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-    return [o["Key"] for o in listed if not o["Key"].startswith("media/records/")]
+    skip = ("media/records/", "media/incoming/.registered/")
+    return [o["Key"] for o in listed if not o["Key"].startswith(skip)]
 
 
 async def app_client(
@@ -166,8 +168,13 @@ async def test_presign_upload_register_serve_and_dedup(
     assert duplicate.status == 200
     assert (await duplicate.json())["title"] == "A red field"
     assert len(originals(s3, bucket)) == 1
-    # Registered once: the temporary object is gone, a replay is a 404.
+    # Registered once: the temporary object is gone, a second registration is a 404, also
+    # after the still-valid POST was replayed (the id is marked as used).
     assert (await register(client, answer["upload_id"])).status == 404
+    assert await send(answer, jpeg((50, 50))) in (200, 201, 204)
+    replayed = await register(client, answer["upload_id"])
+    assert replayed.status == 404
+    assert "replay" in await replayed.text()
     got = await client.get(f"/images/{digest}", headers={**MILUV, **auth(READER)})
     assert (await got.json())["owner"] == "ana"
 
@@ -322,7 +329,8 @@ async def test_expired_permissions_are_refused_by_the_server_too(
     record, created = await direct.register(fine["upload_id"], Metadata(owner="ana"))
     assert created
     assert record.owner == "ana"
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [record.key]
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert listed == [f"incoming/.registered/miluv/{fine['upload_id']}", record.key]
     await storage.aclose()
 
 

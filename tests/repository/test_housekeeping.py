@@ -100,10 +100,13 @@ async def test_sweep_dry_run_then_removal(
     repositories = app[REPOSITORIES_KEY]
     later = time.time() + 7200
     dry = await housekeeping.sweep(repositories, dry_run=True, now=later)
-    assert dry.temporaries == [abandoned["fields"]["key"].removeprefix("media/")]
+    abandoned_key = abandoned["fields"]["key"].removeprefix("media/")
+    markers = [k for k in dry.temporaries if k.startswith("incoming/.registered/miluv/")]
+    assert sorted(dry.temporaries) == sorted([abandoned_key, *markers])
+    assert len(markers) == 2  # the two registered upload ids, past their permission's life
     assert dry.originals == [orphan]
     assert dry.records == [f"miluv:{gone[0]['id']}"]
-    assert dry.lines(dry_run=True)[-1] == "would remove: 1 temporary, 1 originals, 1 records"
+    assert dry.lines(dry_run=True)[-1] == "would remove: 3 temporary, 1 originals, 1 records"
     before = originals(s3, bucket)
     done = await housekeeping.sweep(repositories, dry_run=False, now=later)
     assert done.originals == [orphan]

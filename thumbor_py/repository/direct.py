@@ -6,7 +6,8 @@ The bytes never pass through the server on the way in: ``presign`` answers a POS
 it under a content-addressed key (``prefix + sha256 + .ext``: identical uploads are stored
 once), records it, deletes the temporary object and answers the record with ready URLs.
 A temporary key belongs to one tenant (its name is in the key), so no other tenant's key can
-register it; once registered it is gone, so a second registration of it is a 404. The upload
+register it; once registered it is gone and its id is marked as used, so a second
+registration of it (even after the still-valid POST was replayed) is a 404. The upload
 id starts with the permission's expiry (hex seconds): the server itself refuses an object
 written after it (a store that does not enforce POST policies, like some S3 emulators) and a
 registration later than one more ``upload_expires`` after it.
@@ -118,6 +119,11 @@ class DirectUploads:
             raise SourceNotFoundError("no such upload")
         return f"{self.temporary_prefix}{self.repository.settings.name}/{upload_id}"
 
+    def used_key(self, upload_id: str) -> str:
+        """The marker of a registered upload id (under the temporary prefix, so the bucket's
+        lifecycle rule removes it with the temporaries)."""
+        return f"{self.temporary_prefix}.registered/{self.repository.settings.name}/{upload_id}"
+
     def _check_times(self, upload_id: str, written_at: float) -> None:
         """404 for an object written after its permission expired, or registered too late."""
         expires_at = int(upload_id[:10], 16)
@@ -156,6 +162,8 @@ class DirectUploads:
             raise SourceNotFoundError("no such upload (expired, registered, or never sent)")
         try:
             self._check_times(upload_id, stat[1])
+            if await storage.stat(self.used_key(upload_id)) is not None:
+                raise SourceNotFoundError("no such upload (already registered: a replay)")
             self.repository.check_size(stat[0])
             original = await storage.get(temporary)
             if original is None:
@@ -166,6 +174,9 @@ class DirectUploads:
             metrics.REPOSITORY.labels(operation="refused", outcome=str(exc.status)).inc()
             raise
         record, created = await self._store(records, storage, original.data, info, digest, metadata)
+        # The permission stays usable until it expires: mark its id as used, where the
+        # permission cannot write (its policy names one key), so a replayed POST is refused.
+        await storage.put(self.used_key(upload_id), b"", "application/octet-stream")
         await storage.delete(temporary)
         outcome = "created" if created else "duplicate"
         metrics.REPOSITORY.labels(operation="register", outcome=outcome).inc()

@@ -106,8 +106,10 @@ async def sweep(
 async def _temporaries(
     direct: DirectUploads, storage: S3OriginalStorage, report: Report, *, dry_run: bool, now: float
 ) -> None:
-    prefix = f"{direct.temporary_prefix}{direct.repository.settings.name}/"
-    for key, modified in await storage.keys(prefix):
+    name = direct.repository.settings.name
+    found = await storage.keys(f"{direct.temporary_prefix}{name}/")
+    found += await storage.keys(f"{direct.temporary_prefix}.registered/{name}/")
+    for key, modified in found:
         if now - modified > 2 * direct.expires:
             report.temporaries.append(key)
             if not dry_run:
