@@ -173,6 +173,10 @@ async def test_direct_uploads_need_s3_and_records_and_the_page_is_opt_in(
     assert permission.status == 409
     assert "no image records" in await permission.text()
     assert (await client.get("/images", headers=auth(READER))).status == 409
+    bad = {**auth(UPLOADER), "Content-Type": "application/json"}
+    assert (await client.post("/uploads", data=b"{", headers=bad)).status == 400
+    assert (await client.post("/uploads", data=b"[1]", headers=bad)).status == 400
+    assert (await client.post("/uploads", data=b" " * 70_000, headers=bad)).status == 412
     assert (await client.get("/upload")).status == 400  # no page: an image URL, not signed
     with_page = await aiohttp_client(create_app(file_config(tmp_path, upload_page=True)))
     page = await with_page.get("/upload")

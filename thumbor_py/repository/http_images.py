@@ -42,9 +42,14 @@ def _site(repositories: Repositories, request: web.Request) -> tuple[Repository,
 async def _json(request: web.Request) -> Mapping[str, Any]:
     if (request.content_length or 0) > _MAX_JSON:
         raise PreconditionFailedError("the JSON body is too large")
-    raw = await request.content.read(_MAX_JSON + 1)
-    if len(raw) > _MAX_JSON:
-        raise PreconditionFailedError("the JSON body is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(16 * 1024):  # read() may stop short
+        size += len(chunk)
+        if size > _MAX_JSON:
+            raise PreconditionFailedError("the JSON body is too large")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
