@@ -24,12 +24,17 @@ from thumbor_py.errors import (
     HttpError,
     NotReadyError,
     OverloadedError,
+    RateLimitedError,
     UnauthorizedError,
 )
 from thumbor_py.logs import REQUEST_ID
 from thumbor_py.negotiation import Negotiated, answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
+from thumbor_py.repository import http as repository_http
+from thumbor_py.repository import http_images, upload_page
+from thumbor_py.repository.build import Repositories
+from thumbor_py.repository.focal import FocalPoints
 from thumbor_py.results import GuardedResultStorage, readiness
 from thumbor_py.sites import site_handler
 
@@ -39,6 +44,8 @@ CONFIG_KEY = web.AppKey("config", Config)
 PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
 STORAGE_KEY = web.AppKey("result_storage", GuardedResultStorage)
 COHERENCE_KEY = web.AppKey("coherence", Coherence)
+FOCAL_KEY = web.AppKey("focal_points", FocalPoints)
+REPOSITORIES_KEY = web.AppKey("repositories", Repositories)
 REQUEST_ID_HEADER = "X-Request-ID"
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # How long shutdown waits for result-storage writes still in flight.
@@ -68,11 +75,21 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
         app.router.add_delete("/admin/results", purge, name="admin")
     # Registered before the image route so that no method on it is parsed as an image URL.
     app.router.add_route("*", "/admin/results", admin_other_methods, name="admin_other")
+    # --- issue 17: Thumbor's upload API, direct uploads, focal points, the upload page
+    repositories = parts.repositories
+    focal = None if repositories is None else repositories.focal
+    if focal is not None:
+        app[FOCAL_KEY] = focal
     handler = (
         image
         if parts.tenants is None
-        else site_handler(parts.tenants, CONFIG_KEY, PIPELINE_KEY, _respond)
+        else site_handler(parts.tenants, CONFIG_KEY, PIPELINE_KEY, _respond, focal=focal)
     )
+    if repositories is not None:  # before the image route, which they fall back to
+        app[REPOSITORIES_KEY] = repositories
+        repository_http.add_routes(app, repositories, handler)
+        http_images.add_routes(app, repositories, handler)
+        upload_page.add_route(app, repositories, handler)
     app.router.add_get("/{path:.*}", handler, name="image")
     return app
 
@@ -148,9 +165,13 @@ async def image(request: web.Request) -> web.StreamResponse:
         parsed, raw_path, keys=config.signing_keys, allow_unsafe=config.security.allow_unsafe
     )
     negotiated = negotiate(parsed, request.headers.get("Accept"), config.imaging)
+    signed_path = url.split_signed_path(raw_path)[1]
+    focal = request.app.get(FOCAL_KEY)
+    if focal is not None:  # issue 17: a registered original's recorded focal point
+        parsed, signed_path = await focal.apply("default", parsed, signed_path)
     outcome = await request.app[PIPELINE_KEY].process(
         parsed,
-        signed_path=url.split_signed_path(raw_path)[1],
+        signed_path=signed_path,
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
@@ -248,6 +269,6 @@ def _error_response(request: web.Request, exc: HttpError) -> web.Response:
     error_max_age = request.app[CONFIG_KEY].http.error_max_age
     if exc.status == 404 and error_max_age > 0:
         headers["Cache-Control"] = f"public, max-age={error_max_age}"
-    if isinstance(exc, OverloadedError):
+    if isinstance(exc, OverloadedError | RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
     return web.Response(status=exc.status, text=exc.reason, headers=headers)

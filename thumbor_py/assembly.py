@@ -11,7 +11,7 @@ embedding application); the rest is built from the config. Every failure is a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,9 @@ from thumbor_py.plugins import (
     is_object_path,
 )
 from thumbor_py.purge_logs import FilePurgeLog, MongoPurgeLog
+from thumbor_py.repository.build import Repositories, build_repositories
+from thumbor_py.repository.purge_log import repository_purge_log
+from thumbor_py.repository.records import ImageRecords
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import RoutingLoader
 from thumbor_py.tenants import TenantDirectory, build_directory
@@ -59,6 +62,7 @@ class Given(TypedDict, total=False):
     detectors: Sequence[Detector]
     registry: dict[str, FilterSpec]
     purge_log: PurgeLog
+    repository_records: ImageRecords  # issue 17: image records (tests: an in-memory double)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,8 @@ class Parts:
     coherence: Coherence
     # The tenants by Host and their dialects; None without ``tenants.sites``.
     tenants: TenantDirectory | None = None
+    # The upload API's repositories (issue 17); None when none is enabled.
+    repositories: Repositories | None = None
 
 
 def apply_process_settings() -> None:
@@ -121,10 +127,35 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
         masters=build_master_cache(config.imaging),
         coherence=coherence,
     )
-    plugins = (loader, purge_log) + ((guarded,) if guarded is not None else ())
+    plugins: tuple[object, ...] = (loader, purge_log) + ((guarded,) if guarded is not None else ())
     executors = (render_pool, io_pool)
     tenants = build_directory(config)
-    return Parts(pipeline, loader, guarded, plugins, executors, coherence, tenants)
+    # --- repository (issue 17): purges go through the same coherence seam as /admin/results
+    repositories = build_repositories(
+        config,
+        tenants,
+        executor=render_pool,
+        purge=_purge_through(coherence, guarded),
+        records=given.get("repository_records"),
+    )
+    if repositories is not None:
+        plugins += repositories.storages
+    return Parts(pipeline, loader, guarded, plugins, executors, coherence, tenants, repositories)
+
+
+def _purge_through(
+    coherence: Coherence, storage: GuardedResultStorage | None
+) -> Callable[[str], Callable[[str], Awaitable[int]]]:
+    """``purge(route)(source)``: purge ``route + source`` everywhere (the admin endpoint's
+    path), deleting stored results when there is a result storage."""
+
+    def for_route(route: str) -> Callable[[str], Awaitable[int]]:
+        async def purge(source: str) -> int:
+            return await coherence.purge(route + source, None if storage is None else storage.purge)
+
+        return purge
+
+    return for_route
 
 
 def build_loader(config: Config, context: PluginContext) -> Loader:
@@ -283,6 +314,10 @@ def build_purge_log(config: Config, executor: Executor | None = None) -> PurgeLo
     kind: str = settings.purge_log
     if kind == "auto":
         kind = _STORES_BY_STORAGE.get(storage.use or "", "local")
+        # issue 17: without a result storage's store, beside the repository's originals.
+        shared = repository_purge_log(config, executor) if kind == "local" else None
+        if shared is not None:
+            return shared
         if kind == "local" and storage.use:
             log.warning(
                 "coherence.purge_log: no shared store known for result_storage %r; purges "

@@ -1,5 +1,5 @@
-"""The ``thumbor-py`` command: ``serve``, ``sign``, ``url``, ``purge``, ``config`` and
-``check-config``."""
+"""The ``thumbor-py`` command: ``serve``, ``sign``, ``url``, ``purge``, ``config``,
+``check-config``, and for the image repository ``storage setup``, ``housekeep``, ``hash-key``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from thumbor_py import logs
 from thumbor_py.builder import build_url, quote_path
@@ -102,7 +104,87 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a YAML config and exit")
     check.add_argument("file")
     check.set_defaults(command=_check_config)
+    _repository_commands(commands)  # issue 17
     return parser
+
+
+# --- repository (issue 17): storage setup, housekeep, hash-key ----------------------------
+def _repository_commands(commands: Any) -> None:
+    storage = commands.add_parser("storage", help="set up the repository's bucket")
+    actions = storage.add_subparsers(required=True, metavar="ACTION")
+    setup = actions.add_parser("setup", help="apply the lifecycle rule for temporary uploads")
+    setup.add_argument("--config", "-c", required=True)
+    setup.add_argument("--print", action="store_true", help="print the rule, change nothing")
+    setup.set_defaults(command=_storage_setup)
+    sweep = commands.add_parser("housekeep", help="remove abandoned uploads and orphans")
+    sweep.add_argument("--config", "-c", required=True)
+    sweep.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+    sweep.add_argument("--grace", type=float, default=3600.0, help="seconds (default 3600)")
+    sweep.set_defaults(command=_housekeep)
+    hashed = commands.add_parser("hash-key", help="print the sha256 of an API key read on stdin")
+    hashed.set_defaults(command=_hash_key)
+
+
+def _storage_setup(args: argparse.Namespace) -> int:
+    from thumbor_py.repository import housekeeping
+
+    async def run(repositories: Any) -> None:
+        for storage, rule in housekeeping.lifecycle_rules(repositories).items():
+            print(f"bucket {storage.bucket}: {json.dumps(rule, sort_keys=True)}")
+            if not args.print:
+                await housekeeping.apply_lifecycle(storage, rule)
+                print(f"bucket {storage.bucket}: lifecycle rule applied")
+
+    return _with_repositories(load_config(args.config), run)
+
+
+def _housekeep(args: argparse.Namespace) -> int:
+    from thumbor_py.repository import housekeeping
+
+    async def run(repositories: Any) -> None:
+        report = await housekeeping.sweep(repositories, dry_run=args.dry_run, grace=args.grace)
+        print("\n".join(report.lines(dry_run=args.dry_run)))
+
+    return _with_repositories(load_config(args.config), run)
+
+
+def _hash_key(_args: argparse.Namespace) -> int:
+    from thumbor_py.repository.auth import hash_key
+
+    key = sys.stdin.readline().strip()
+    if not key:
+        print("thumbor-py: give the API key on stdin", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0
+
+
+def _with_repositories(config: Config, action: Any) -> int:
+    from aiohttp import web
+
+    from thumbor_py.app import REPOSITORIES_KEY, create_app
+
+    async def run() -> None:
+        app = create_app(config)
+        repositories = app.get(REPOSITORIES_KEY)
+        if repositories is None:
+            raise ConfigError("repository.enabled: no repository is enabled")
+        runner = web.AppRunner(app)
+        await runner.setup()  # starts the storages' clients, as serving would
+        try:
+            await action(repositories)
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(run())
+    except StorageError as exc:
+        print(f"thumbor-py: {exc.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- end of repository --------------------------------------------------------------------
 
 
 def _size(text: str) -> str:

@@ -165,6 +165,59 @@ class AdminConfig:
     token: str | None = None
 
 
+# --- repository (issue 17): originals uploaded through the server (docs/repository.md) ------
+ApiScope = Literal["upload", "register", "delete", "read"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKeyConfig:
+    """``repository.keys[]``: one API key, stored as the hex SHA-256 of the key, never the key."""
+
+    name: str
+    sha256: str
+    scopes: tuple[ApiScope, ...] = ("upload", "register", "read")
+    rate: float = 5.0  # requests per second, refilled continuously
+    burst: int = 20  # requests allowed at once
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RecordsConfig:
+    """``repository.metadata``: the MongoDB collection of image records (one per original)."""
+
+    uri: str | None = None  # null = records as JSON in the originals' bucket (S3 only)
+    database: str = "thumbor_py"
+    collection: str = "images"
+    timeout_ms: int = 2000
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RepositoryConfig:
+    """``repository`` (and ``tenants.sites[].repository``): Thumbor's upload API."""
+
+    enabled: bool = False
+    # Where originals go; ``use: null`` = the place the ``file`` or ``s3`` loader reads.
+    storage: PluginConfig = dataclasses.field(default_factory=PluginConfig)
+    prefix: str = "originals/"
+    source_prefix: str = ""
+    allow_put: bool = False
+    allow_delete: bool = False
+    max_bytes: int = 0  # 0 = imaging.max_source_bytes
+    min_width: int = 1
+    min_height: int = 1
+    require_key: bool = True
+    keys: tuple[ApiKeyConfig, ...] = ()
+    # Direct uploads (POST /uploads, POST /images): S3 original storage and records needed.
+    temporary_prefix: str = "incoming/"
+    upload_expires: int = 300  # seconds a presigned upload may be used
+    content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp", "image/gif")
+    srcset_widths: tuple[int, ...] = (320, 640, 1280)
+    metadata: RecordsConfig = dataclasses.field(default_factory=RecordsConfig)
+    upload_page: bool = False  # GET /upload: the operators' upload page
+
+
+# --- end of repository ------------------------------------------------------------------
+
+
 # --- tenants (issue 16): several media hostnames, each with its own settings --------------
 Dialect = Literal["thumbor", "cloudimage"]
 CloudimageSecurity = Literal["none", "signature", "seal", "signature_or_seal"]
@@ -200,6 +253,7 @@ class TenantConfig:
     only_presets: bool = False
     allowed_widths: tuple[int, ...] = ()
     max_dpr: float = 4.0
+    repository: RepositoryConfig | None = None  # issue 17; null = no upload API for this host
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +289,7 @@ class Config:
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     admin: AdminConfig = dataclasses.field(default_factory=AdminConfig)
     tenants: TenantsConfig = dataclasses.field(default_factory=TenantsConfig)
+    repository: RepositoryConfig = dataclasses.field(default_factory=RepositoryConfig)
 
     @classmethod
     def from_mapping(

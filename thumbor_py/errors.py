@@ -16,6 +16,11 @@
         │   ├── FilterArgumentError     a filter argument refused in strict mode
         │   └── FilterError             a filter could not apply its arguments to this image
         ├── UnauthorizedError           401  missing or wrong bearer token (admin, metrics)
+        ├── ForbiddenError              403  an API key without the scope a request needs
+        ├── PreconditionFailedError     412  an upload over the size limit or under the
+        │                                    minimum dimensions (Thumbor's upload API)
+        ├── UnsupportedMediaTypeError   415  an upload that is not an image
+        ├── RateLimitedError            429, with ``Retry-After``: an API key over its rate
         ├── SourceNotFoundError         404
         ├── ConflictError               409  the server is not configured for this (purge)
         ├── UpstreamError               502
@@ -96,6 +101,34 @@ class UnauthorizedError(HttpError):
     """The request lacks the bearer token an operations endpoint requires (401)."""
 
     status = 401
+
+
+class ForbiddenError(HttpError):
+    """The API key is valid but lacks the scope the request needs (403)."""
+
+    status = 403
+
+
+class PreconditionFailedError(HttpError):
+    """An upload is over the size limit or under the minimum dimensions (412, as Thumbor)."""
+
+    status = 412
+
+
+class UnsupportedMediaTypeError(HttpError):
+    """An upload's body is not an image this server can decode (415, as Thumbor)."""
+
+    status = 415
+
+
+class RateLimitedError(HttpError):
+    """An API key is over its request rate (429); the client should retry later."""
+
+    status = 429
+
+    def __init__(self, message: str = "rate limit exceeded, retry later", retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConflictError(HttpError):

@@ -115,6 +115,12 @@ COHERENCE: Counter = _lazy(
     "Cache coherence: purge, changed, revalidated, revalidation_failed, not_stored, log_error.",
     ["outcome"],
 )
+REPOSITORY: Counter = _lazy(
+    "Counter",
+    "thumbor_py_repository",
+    "Image repository: uploads, deletes, refusals (outcome = status), auth failures.",
+    ["operation", "outcome"],
+)
 MASTER_CACHE_BYTES: Gauge = _lazy(
     "Gauge",
     "thumbor_py_master_cache_bytes",

@@ -18,6 +18,7 @@ from thumbor_py.config import Config
 from thumbor_py.errors import UrlParseError
 from thumbor_py.negotiation import Negotiated, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
+from thumbor_py.repository.focal import FocalPoints
 from thumbor_py.tenants import Tenant, TenantDirectory
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,8 +38,11 @@ def site_handler(
     config_key: web.AppKey[Config],
     pipeline_key: web.AppKey[Pipeline],
     respond: Respond,
+    *,
+    focal: FocalPoints | None = None,
 ) -> Handler:
-    """The catch-all image handler for a multi-tenant server."""
+    """The catch-all image handler for a multi-tenant server (``focal``: recorded focal
+    points of registered originals, issue 17)."""
 
     async def image(request: web.Request) -> web.StreamResponse:
         tenant = directory.resolve(request.host)
@@ -48,10 +52,10 @@ def site_handler(
         pipeline = request.app[pipeline_key]
         raw_path = request.rel_url.raw_path
         if _is_cloudimage(tenant, raw_path):
-            return await _cloudimage(request, tenant, config, pipeline, respond)
+            return await _cloudimage(request, tenant, config, pipeline, respond, focal)
         if "thumbor" not in tenant.dialects:
             raise UrlParseError("not a Cloudimage URL: expected /v7/ORIGIN?operations")
-        return await _thumbor(request, tenant, config, pipeline, respond)
+        return await _thumbor(request, tenant, config, pipeline, respond, focal)
 
     return image
 
@@ -75,6 +79,7 @@ async def _cloudimage(
     config: Config,
     pipeline: Pipeline,
     respond: Respond,
+    focal: FocalPoints | None = None,
 ) -> web.StreamResponse:
     raw_path = request.rel_url.raw_path
     path = raw_path[len(V7) - 1 :] if raw_path.startswith(V7) else raw_path
@@ -88,9 +93,12 @@ async def _cloudimage(
     )
     parsed = build_request(resolve.image_of(origin), hinted.params, max_dpr=tenant.max_dpr)
     negotiated = negotiate(parsed, request.headers.get("Accept"), tenant.imaging)
+    signed_path = f"ci/{tenant.namespace}/{parsed.path}"
+    if focal is not None:
+        parsed, signed_path = await focal.apply(tenant.name, parsed, signed_path)
     outcome = await pipeline.process(
         parsed,
-        signed_path=f"ci/{tenant.namespace}/{parsed.path}",
+        signed_path=signed_path,
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
@@ -104,6 +112,7 @@ async def _thumbor(
     config: Config,
     pipeline: Pipeline,
     respond: Respond,
+    focal: FocalPoints | None = None,
 ) -> web.StreamResponse:
     raw_path = request.rel_url.raw_path
     parsed = url.parse(raw_path)
@@ -124,6 +133,8 @@ async def _thumbor(
     if vary:
         signed_path = f"{signed_path}#{expanded.width}x{expanded.height}"
     negotiated = negotiate(expanded, request.headers.get("Accept"), tenant.imaging)
+    if focal is not None:
+        expanded, signed_path = await focal.apply(tenant.name, expanded, signed_path)
     outcome = await pipeline.process(
         expanded,
         signed_path=f"t/{tenant.namespace}/{signed_path}",
