@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from thumbor_py.errors import StorageUnavailableError
+from thumbor_py.files import write_atomically
 from thumbor_py.plugins import PluginContext, StoredResult
 
 T = TypeVar("T")
@@ -106,10 +105,10 @@ class FileResultStorage:
 
     def _put(self, key: str, result: StoredResult, data: bytes) -> None:
         data_path, meta_path = self._paths(key)
-        _atomic_write(data_path, data)
+        write_atomically(data_path, data)
         # The recorded size is what was written: a body of another length is corrupt.
         document = _to_document(replace(result, size=len(data)))
-        _atomic_write(meta_path, json.dumps(document).encode("utf-8"))
+        write_atomically(meta_path, json.dumps(document).encode("utf-8"))
         marker = self._source_folder(result.source) / key
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -140,19 +139,6 @@ class FileResultStorage:
         with contextlib.suppress(OSError):
             folder.rmdir()
         return len(markers)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def _to_document(result: StoredResult) -> dict[str, Any]:

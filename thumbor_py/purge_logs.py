@@ -10,14 +10,13 @@ import fcntl
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from thumbor_py.coherence import PurgeLogError, PurgeRecord, merge
+from thumbor_py.files import write_atomically
 
 T = TypeVar("T")
 
@@ -64,14 +63,7 @@ class FilePurgeLog:
             record = merge(self._read(identity), purged_at, version)
             document = {"identity": identity, "purged_at": record.purged_at}
             document["version"] = record.version
-            handle, temporary = tempfile.mkstemp(dir=self._folder, suffix=".tmp")
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    json.dump(document, out)
-                os.replace(temporary, self._path(identity))
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            write_atomically(self._path(identity), json.dumps(document).encode())
 
 
 class PurgeCollection(Protocol):

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, fields
@@ -23,6 +21,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from thumbor_py.errors import StorageKeyError, StorageUnavailableError
+from thumbor_py.files import write_atomically
 from thumbor_py.s3client import S3Client, S3Settings, describe, error_code
 
 T = TypeVar("T")
@@ -78,7 +77,7 @@ class FileOriginalStorage:
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Write atomically: a reader sees the old original or the new one, never half."""
         check_key(key)
-        await self._run(lambda: _write_atomically(self.path(key), data))
+        await self._run(lambda: write_atomically(self.path(key), data))
 
     async def get(self, key: str) -> Original | None:
         """The file's bytes, or None when there is no such file."""
@@ -99,18 +98,6 @@ class FileOriginalStorage:
             raise StorageUnavailableError(
                 f"original storage failed: {errno.errorcode.get(exc.errno or 0, 'I/O error')}"
             ) from exc
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_or_none(path: Path) -> bytes | None:
