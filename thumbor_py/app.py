@@ -16,7 +16,7 @@ from aiohttp import web
 from thumbor_py import metrics, signing, url
 from thumbor_py.assembly import Given, Parts, build_parts
 from thumbor_py.coherence import Coherence
-from thumbor_py.config import Config
+from thumbor_py.config import Config, ImagingConfig
 from thumbor_py.errors import (
     BadRequestError,
     ConfigError,
@@ -80,11 +80,7 @@ def create_app(config: Config, **given: Unpack[Given]) -> web.Application:
     focal = None if repositories is None else repositories.focal
     if focal is not None:
         app[FOCAL_KEY] = focal
-    handler = (
-        image
-        if parts.tenants is None
-        else site_handler(parts.tenants, CONFIG_KEY, PIPELINE_KEY, _respond, focal=focal)
-    )
+    handler = image if parts.tenants is None else site_handler(parts.tenants, answer)
     if repositories is not None:  # before the image route, which they fall back to
         app[REPOSITORIES_KEY] = repositories
         repository_http.add_routes(app, repositories, handler)
@@ -164,18 +160,30 @@ async def image(request: web.Request) -> web.StreamResponse:
     signing.verify(
         parsed, raw_path, keys=config.signing_keys, allow_unsafe=config.security.allow_unsafe
     )
-    negotiated = negotiate(parsed, request.headers.get("Accept"), config.imaging)
-    signed_path = url.split_signed_path(raw_path)[1]
+    return await answer(request, parsed, url.split_signed_path(raw_path)[1], imaging=config.imaging)
+
+
+async def answer(
+    request: web.Request,
+    parsed: url.ImageRequest,
+    signed_path: str,
+    *,
+    imaging: ImagingConfig,
+    tenant: str = "default",
+) -> web.Response:
+    """What every dialect shares once it has a verified request and the path its result key
+    comes from: negotiate, the recorded focal point, the pipeline, the response."""
+    negotiated = negotiate(parsed, request.headers.get("Accept"), imaging)
     focal = request.app.get(FOCAL_KEY)
-    if focal is not None:  # issue 17: a registered original's recorded focal point
-        parsed, signed_path = await focal.apply("default", parsed, signed_path)
+    if focal is not None:  # a registered original's recorded focal point (image repository)
+        parsed, signed_path = await focal.apply(tenant, parsed, signed_path)
     outcome = await request.app[PIPELINE_KEY].process(
         parsed,
         signed_path=signed_path,
         format_class=negotiated.format_class,
         if_none_match=request.headers.get("If-None-Match"),
     )
-    return _respond(request, config, outcome, negotiated)
+    return _respond(request, request.app[CONFIG_KEY], outcome, negotiated)
 
 
 def _respond(

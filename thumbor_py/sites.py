@@ -14,48 +14,41 @@ from thumbor_py import hints, presets, signing, url
 from thumbor_py.cloudimage import origin as ci_origin
 from thumbor_py.cloudimage import resolve
 from thumbor_py.cloudimage.params import build_request
-from thumbor_py.config import Config
+from thumbor_py.config import ImagingConfig
 from thumbor_py.errors import UrlParseError
-from thumbor_py.negotiation import Negotiated, negotiate
-from thumbor_py.pipeline import Outcome, Pipeline
-from thumbor_py.repository.focal import FocalPoints
 from thumbor_py.tenants import Tenant, TenantDirectory
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 V7 = "/v7/"
 
 
-class Respond(Protocol):
-    """``app._respond``: one outcome of the pipeline as an HTTP response."""
+class Answer(Protocol):
+    """``app.answer``: a verified request through negotiation, the pipeline and the response."""
 
     def __call__(
-        self, request: web.Request, config: Config, outcome: Outcome, negotiated: Negotiated
-    ) -> web.Response: ...
+        self,
+        request: web.Request,
+        parsed: url.ImageRequest,
+        signed_path: str,
+        *,
+        imaging: ImagingConfig,
+        tenant: str = "default",
+    ) -> Awaitable[web.Response]: ...
 
 
-def site_handler(
-    directory: TenantDirectory,
-    config_key: web.AppKey[Config],
-    pipeline_key: web.AppKey[Pipeline],
-    respond: Respond,
-    *,
-    focal: FocalPoints | None = None,
-) -> Handler:
-    """The catch-all image handler for a multi-tenant server (``focal``: recorded focal
-    points of registered originals, issue 17)."""
+def site_handler(directory: TenantDirectory, answer: Answer) -> Handler:
+    """The catch-all image handler for a multi-tenant server."""
 
     async def image(request: web.Request) -> web.StreamResponse:
         tenant = directory.resolve(request.host)
         if tenant is None:
             raise web.HTTPMisdirectedRequest(text="this server does not serve that host name")
-        config = request.app[config_key]
-        pipeline = request.app[pipeline_key]
         raw_path = request.rel_url.raw_path
         if _is_cloudimage(tenant, raw_path):
-            return await _cloudimage(request, tenant, config, pipeline, respond, focal)
+            return await _cloudimage(request, tenant, answer)
         if "thumbor" not in tenant.dialects:
             raise UrlParseError("not a Cloudimage URL: expected /v7/ORIGIN?operations")
-        return await _thumbor(request, tenant, config, pipeline, respond, focal)
+        return await _thumbor(request, tenant, answer)
 
     return image
 
@@ -73,14 +66,7 @@ def _is_cloudimage(tenant: Tenant, raw_path: str) -> bool:
     return first != "unsafe" and len(unquote(first)) != url.SIGNATURE_LENGTH
 
 
-async def _cloudimage(
-    request: web.Request,
-    tenant: Tenant,
-    config: Config,
-    pipeline: Pipeline,
-    respond: Respond,
-    focal: FocalPoints | None = None,
-) -> web.StreamResponse:
+async def _cloudimage(request: web.Request, tenant: Tenant, answer: Answer) -> web.Response:
     raw_path = request.rel_url.raw_path
     path = raw_path[len(V7) - 1 :] if raw_path.startswith(V7) else raw_path
     split = ci_origin.split(path, request.rel_url.raw_query_string)
@@ -92,28 +78,14 @@ async def _cloudimage(
         params, request.headers, allowed_widths=tenant.allowed_widths, max_dpr=tenant.max_dpr
     )
     parsed = build_request(resolve.image_of(origin), hinted.params, max_dpr=tenant.max_dpr)
-    negotiated = negotiate(parsed, request.headers.get("Accept"), tenant.imaging)
     signed_path = f"ci/{tenant.namespace}/{parsed.path}"
-    if focal is not None:
-        parsed, signed_path = await focal.apply(tenant.name, parsed, signed_path)
-    outcome = await pipeline.process(
-        parsed,
-        signed_path=signed_path,
-        format_class=negotiated.format_class,
-        if_none_match=request.headers.get("If-None-Match"),
+    response = await answer(
+        request, parsed, signed_path, imaging=tenant.imaging, tenant=tenant.name
     )
-    response = respond(request, config, outcome, negotiated)
     return _with_hints(response, hinted.vary)
 
 
-async def _thumbor(
-    request: web.Request,
-    tenant: Tenant,
-    config: Config,
-    pipeline: Pipeline,
-    respond: Respond,
-    focal: FocalPoints | None = None,
-) -> web.StreamResponse:
+async def _thumbor(request: web.Request, tenant: Tenant, answer: Answer) -> web.Response:
     raw_path = request.rel_url.raw_path
     parsed = url.parse(raw_path)
     signing.verify(parsed, raw_path, keys=tenant.signing_keys, allow_unsafe=tenant.allow_unsafe)
@@ -132,16 +104,9 @@ async def _thumbor(
     )
     if vary:
         signed_path = f"{signed_path}#{expanded.width}x{expanded.height}"
-    negotiated = negotiate(expanded, request.headers.get("Accept"), tenant.imaging)
-    if focal is not None:
-        expanded, signed_path = await focal.apply(tenant.name, expanded, signed_path)
-    outcome = await pipeline.process(
-        expanded,
-        signed_path=f"t/{tenant.namespace}/{signed_path}",
-        format_class=negotiated.format_class,
-        if_none_match=request.headers.get("If-None-Match"),
-    )
-    return _with_hints(respond(request, config, outcome, negotiated), vary)
+    keyed = f"t/{tenant.namespace}/{signed_path}"
+    response = await answer(request, expanded, keyed, imaging=tenant.imaging, tenant=tenant.name)
+    return _with_hints(response, vary)
 
 
 def _routed(request: url.ImageRequest, tenant: Tenant) -> url.ImageRequest:
