@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from thumbor_py import metrics
 from thumbor_py.coherence import Coherence, MemoryPurgeLog
@@ -41,8 +41,9 @@ from thumbor_py.etags import etag_matches
 from thumbor_py.imaging.master import MasterCache, PixelSource
 from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.transform import Renderer, Sources
-from thumbor_py.plugins import Loader, Source, StoredResult
+from thumbor_py.plugins import BlockingLoader, Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, result_key
+from thumbor_py.routing import RoutingLoader
 from thumbor_py.singleflight import SingleFlight
 from thumbor_py.url import ImageRequest
 
@@ -237,6 +238,19 @@ class Pipeline:
         # The image and what its filters name (watermark, frame) load together, through
         # the same loader and so the same source rules.
         wanted = self._renderer.sources(request)
+        read = None if wanted.resources or self._masters else self._reader(wanted.image)
+        if read is not None:  # one thread job reads and renders
+            identity = self._coherence.identity(wanted.image)
+            render = functools.partial(
+                self._renderer.render,
+                request=request,
+                format_class=format_class,
+                resources={},
+                deadline=deadline,
+            )
+            then = functools.partial(_flight, render)
+            job = functools.partial(_read_then, identity, read, then, "render")
+            return await self._execute(job, slot, deadline, stage=None)
         source, extra = await asyncio.gather(
             self._pixel_source(wanted.image, slot, deadline, decode=not request.meta),
             asyncio.gather(*(self._load(url) for url in wanted.resources)),
@@ -298,9 +312,15 @@ class Pipeline:
         self, identity: str, name: str, slot: _Slot, deadline: float | None
     ) -> PixelSource:
         assert self._masters is not None
-        loaded = await self._fetch(identity, name)
-        job = functools.partial(self._renderer.with_master, loaded)
-        source = await self._execute(job, slot, deadline, stage="decode")
+        read = self._reader(name)
+        if read is None:
+            loaded = await self._fetch(identity, name)
+            job = functools.partial(self._renderer.with_master, loaded)
+            source = await self._execute(job, slot, deadline, stage="decode")
+        else:  # one thread job reads and decodes
+            decode = self._renderer.with_master
+            job = functools.partial(_read_then, identity, read, decode, "decode")
+            source = await self._execute(job, slot, deadline, stage=None)
         evicted = self._masters.evictions
         if self._masters.put(source):
             metrics.MASTER_CACHE.labels(outcome="store").inc()
@@ -310,11 +330,17 @@ class Pipeline:
         return source
 
     async def _execute(
-        self, job: Callable[[], T], slot: _Slot, deadline: float | None, *, stage: str = "render"
+        self,
+        job: Callable[[], T],
+        slot: _Slot,
+        deadline: float | None,
+        *,
+        stage: str | None = "render",
     ) -> T:
-        """Run ``job`` on a render thread; if this request is cancelled (its deadline passed)
-        while the job still waits for a thread, the job is dropped and never starts. The
-        job holds ``slot`` until it has finished (or was dropped)."""
+        """Run ``job`` on a render thread, timed as ``stage`` (``None``: the job times its
+        own steps); if this request is cancelled (its deadline passed) while the job still
+        waits for a thread, the job is dropped and never starts. The job holds ``slot``
+        until it has finished (or was dropped)."""
         metrics.QUEUE_DEPTH.inc()
         run = functools.partial(_in_thread, time.perf_counter(), deadline, job, stage)
         future = self._executor.submit(contextvars.copy_context().run, run)
@@ -327,6 +353,15 @@ class Pipeline:
             if future.cancel():
                 metrics.QUEUE_DEPTH.dec()
             raise
+
+    def _reader(self, name: str) -> Callable[[], Source] | None:
+        """A blocking read of ``name`` for a render thread, when its loader offers one."""
+        loader = self._loader
+        if isinstance(loader, RoutingLoader):
+            loader = loader.loader_for(name)
+        if _blocking(type(loader)):
+            return functools.partial(cast(BlockingLoader, loader).read_blocking, name)
+        return None
 
     async def _load(self, source: str) -> Source:
         try:
@@ -380,6 +415,32 @@ class Pipeline:
         return len(pending)
 
 
+@functools.cache
+def _blocking(kind: type[object]) -> bool:
+    """Whether loaders of ``kind`` offer ``read_blocking`` (a protocol check costs µs)."""
+    return callable(getattr(kind, "read_blocking", None))
+
+
+def _read_then(
+    identity: str, read: Callable[[], Source], then: Callable[[PixelSource], T], stage: str
+) -> T:
+    """On a render thread: read the source (stamped with the time before the read, as
+    ``Pipeline._fetch`` does), then hand it to ``then`` (timed as ``stage``)."""
+    loaded_at = time.time()
+    try:
+        with metrics.timed("load"):
+            loaded = read()
+    except HttpError as exc:
+        metrics.LOADER_ERRORS.labels(kind=type(exc).__name__).inc()
+        raise
+    with metrics.timed(stage):
+        return then(PixelSource(identity, loaded.data, loaded_at=loaded_at, version=loaded.version))
+
+
+def _flight(render: Callable[[PixelSource], Rendered], source: PixelSource) -> _Flight:
+    return _Flight(render(source), source.identity, source.loaded_at, source.version)
+
+
 def _resources(wanted: Sources, sources: list[Source]) -> dict[str, bytes]:
     return {url: source.data for url, source in zip(wanted.resources, sources, strict=True)}
 
@@ -390,14 +451,18 @@ def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None], _: F
         loop.call_soon_threadsafe(callback)
 
 
-def _in_thread(queued_at: float, deadline: float | None, job: Callable[[], T], stage: str) -> T:
+def _in_thread(
+    queued_at: float, deadline: float | None, job: Callable[[], T], stage: str | None
+) -> T:
     metrics.QUEUE_DEPTH.dec()
-    metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(time.perf_counter() - queued_at)
+    metrics.stage_seconds("queue_wait").observe(time.perf_counter() - queued_at)
     if deadline is not None and time.monotonic() > deadline:
         # Nobody waits for this answer any more; do not spend a CPU on it.
         raise OverloadedError("the request's deadline passed while it was queued")
     metrics.IN_FLIGHT.inc()
     try:
+        if stage is None:  # the job times its own steps
+            return job()
         with metrics.timed(stage):
             return job()
     finally:

@@ -33,7 +33,22 @@ def run_worker(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve on ``listener`` until SIGTERM/SIGINT; ``ready`` is called once serving."""
-    asyncio.run(_serve(config, listener, siblings, ready))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(_serve(config, listener, siblings, ready))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (it cuts the event loop's share of a small
+    request's CPU, see docs/performance.md), else asyncio's; ``THUMBOR_PY_EVENT_LOOP=asyncio``
+    forces asyncio's."""
+    if os.environ.get("THUMBOR_PY_EVENT_LOOP", "") == "asyncio":
+        return None
+    try:
+        import uvloop  # optional dependency
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 class _Responses:
