@@ -239,18 +239,10 @@ class Pipeline:
         # the same loader and so the same source rules.
         wanted = self._renderer.sources(request)
         read = None if wanted.resources or self._masters else self._reader(wanted.image)
-        if read is not None:  # one thread job reads and renders
-            identity = self._coherence.identity(wanted.image)
-            render = functools.partial(
-                self._renderer.render,
-                request=request,
-                format_class=format_class,
-                resources={},
-                deadline=deadline,
+        if read is not None:
+            return await self._read_and_render(
+                wanted.image, read, request, format_class, slot, deadline
             )
-            then = functools.partial(_flight, render)
-            job = functools.partial(_read_then, identity, read, then, "render")
-            return await self._execute(job, slot, deadline, stage=None)
         source, extra = await asyncio.gather(
             self._pixel_source(wanted.image, slot, deadline, decode=not request.meta),
             asyncio.gather(*(self._load(url) for url in wanted.resources)),
@@ -265,6 +257,27 @@ class Pipeline:
         )
         rendered = await self._execute(job, slot, deadline)
         return _Flight(rendered, source.identity, source.loaded_at, source.version)
+
+    async def _read_and_render(
+        self,
+        name: str,
+        read: Callable[[], Source],
+        request: ImageRequest,
+        format_class: str,
+        slot: _Slot,
+        deadline: float | None,
+    ) -> _Flight:
+        """One thread job reads the source and renders it (no master cache to fill)."""
+
+        def render(source: PixelSource) -> _Flight:
+            rendered = self._renderer.render(
+                source, request, format_class, resources={}, deadline=deadline
+            )
+            return _Flight(rendered, source.identity, source.loaded_at, source.version)
+
+        identity = self._coherence.identity(name)
+        job = functools.partial(_read_then, identity, read, render, "render")
+        return await self._execute(job, slot, deadline, stage=None)
 
     async def _pixel_source(
         self, name: str, slot: _Slot, deadline: float | None, *, decode: bool
@@ -435,10 +448,6 @@ def _read_then(
         raise
     with metrics.timed(stage):
         return then(PixelSource(identity, loaded.data, loaded_at=loaded_at, version=loaded.version))
-
-
-def _flight(render: Callable[[PixelSource], Rendered], source: PixelSource) -> _Flight:
-    return _Flight(render(source), source.identity, source.loaded_at, source.version)
 
 
 def _resources(wanted: Sources, sources: list[Source]) -> dict[str, bytes]:
