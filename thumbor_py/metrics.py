@@ -106,7 +106,7 @@ IN_FLIGHT: Gauge = _lazy(
 MASTER_CACHE: Counter = _lazy(
     "Counter",
     "thumbor_py_master_cache",
-    "Master (decoded source) cache outcomes: hit, miss, store, evict.",
+    "Master (decoded source) cache outcomes: hit, miss, store, evict, shared (a sibling's).",
     ["outcome"],
 )
 COHERENCE: Counter = _lazy(

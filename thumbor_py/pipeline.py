@@ -44,11 +44,16 @@ from thumbor_py.imaging.transform import Renderer, Sources
 from thumbor_py.plugins import BlockingLoader, Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, result_key
 from thumbor_py.routing import RoutingLoader
+from thumbor_py.shared_masters import SharedMasters
 from thumbor_py.singleflight import SingleFlight
 from thumbor_py.url import ImageRequest
 
 log = logging.getLogger("thumbor_py.pipeline")
 T = TypeVar("T")
+# How often a worker waiting for a sibling's decode looks for the master: often (a look is
+# two system calls on a thread), slowing down a little for long decodes.
+_SHARED_POLL = 0.003
+_SHARED_POLL_MAX = 0.02
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +126,8 @@ class Pipeline:
         deadline: float | None = None,
         masters: MasterCache | None = None,
         coherence: Coherence | None = None,
+        shared: SharedMasters | None = None,
+        io_executor: Executor | None = None,
     ) -> None:
         self._loader = loader
         self._coherence = coherence or Coherence(MemoryPurgeLog(), loader)
@@ -131,6 +138,8 @@ class Pipeline:
         self._storage = storage
         self._policy = policy or StoragePolicy()
         self._masters = masters
+        self._shared = shared if masters is not None else None
+        self._io = io_executor
         self._pending = 0
         self._renders: SingleFlight[str, _Flight] = SingleFlight()
         self._sources: SingleFlight[str, PixelSource] = SingleFlight()
@@ -238,7 +247,7 @@ class Pipeline:
         # The image and what its filters name (watermark, frame) load together, through
         # the same loader and so the same source rules.
         wanted = self._renderer.sources(request)
-        read = None if wanted.resources or self._masters else self._reader(wanted.image)
+        read = None if wanted.resources or self._masters is not None else self._reader(wanted.image)
         if read is not None:
             return await self._read_and_render(
                 wanted.image, read, request, format_class, slot, deadline
@@ -325,15 +334,10 @@ class Pipeline:
         self, identity: str, name: str, slot: _Slot, deadline: float | None
     ) -> PixelSource:
         assert self._masters is not None
-        read = self._reader(name)
-        if read is None:
-            loaded = await self._fetch(identity, name)
-            job = functools.partial(self._renderer.with_master, loaded)
-            source = await self._execute(job, slot, deadline, stage="decode")
-        else:  # one thread job reads and decodes
-            decode = self._renderer.with_master
-            job = functools.partial(_read_then, identity, read, decode, "decode")
-            source = await self._execute(job, slot, deadline, stage=None)
+        if self._shared is None:
+            source = await self._decoded(identity, name, slot, deadline, self._with_master)
+        else:
+            source = await self._from_siblings(self._shared, identity, name, slot, deadline)
         evicted = self._masters.evictions
         if self._masters.put(source):
             metrics.MASTER_CACHE.labels(outcome="store").inc()
@@ -341,6 +345,63 @@ class Pipeline:
                 metrics.MASTER_CACHE.labels(outcome="evict").inc(self._masters.evictions - evicted)
             metrics.MASTER_CACHE_BYTES.set(self._masters.nbytes)
         return source
+
+    async def _decoded(
+        self,
+        identity: str,
+        name: str,
+        slot: _Slot,
+        deadline: float | None,
+        decode: Callable[[PixelSource], T],
+    ) -> T:
+        """``name`` loaded, then ``decode`` (with its master) on a render thread."""
+        read = self._reader(name)
+        if read is None:
+            loaded = await self._fetch(identity, name)
+            job = functools.partial(decode, loaded)
+            return await self._execute(job, slot, deadline, stage="decode")
+        job = functools.partial(_read_then, identity, read, decode, "decode")  # one thread job
+        return await self._execute(job, slot, deadline, stage=None)
+
+    async def _from_siblings(
+        self, shared: SharedMasters, identity: str, name: str, slot: _Slot, deadline: float | None
+    ) -> PixelSource:
+        """The master a sibling worker decoded (while coherence finds it usable); else decode
+        it here, claiming it so that the siblings wait for this decode instead of repeating
+        it; while a sibling's decode runs, wait for its master (the render threads stay free
+        for other requests). See :mod:`thumbor_py.shared_masters`."""
+        with metrics.timed("shared_wait"):  # the whole look-up, waiting included
+            return await self._shared_or_decoded(shared, identity, name, slot, deadline)
+
+    async def _shared_or_decoded(
+        self, shared: SharedMasters, identity: str, name: str, slot: _Slot, deadline: float | None
+    ) -> PixelSource:
+        loop = asyncio.get_running_loop()
+        delay = _SHARED_POLL
+        while True:
+            try:
+                found, free = await loop.run_in_executor(self._io, shared.peek, identity)
+            except OSError as exc:  # the folder is gone or full: decode here
+                log.warning("shared masters unavailable (%s); decoding locally", exc)
+                return await self._decoded(identity, name, slot, deadline, self._with_master)
+            if found is not None:
+                if await self._coherence.usable(
+                    identity, name, loaded_at=found.loaded_at, version=found.version
+                ):
+                    metrics.MASTER_CACHE.labels(outcome="shared").inc()
+                    return found
+                await loop.run_in_executor(self._io, shared.discard, identity)
+                continue
+            if free:
+                decode = functools.partial(_decode_and_share, self._renderer, shared)
+                decoded = await self._decoded(identity, name, slot, deadline, decode)
+                if decoded is not None:
+                    return decoded
+            await asyncio.sleep(delay)  # a sibling is decoding it
+            delay = min(delay * 1.25, _SHARED_POLL_MAX)
+
+    def _with_master(self, source: PixelSource) -> PixelSource:
+        return self._renderer.with_master(source)
 
     async def _execute(
         self,
@@ -448,6 +509,30 @@ def _read_then(
         raise
     with metrics.timed(stage):
         return then(PixelSource(identity, loaded.data, loaded_at=loaded_at, version=loaded.version))
+
+
+def _decode_and_share(
+    renderer: Renderer, shared: SharedMasters, source: PixelSource
+) -> PixelSource | None:
+    """On a render thread, right before decoding: claim the source, decode its master,
+    publish it for the siblings, release. None when a sibling claimed it first."""
+    try:
+        claim = shared.claim(source.identity)
+    except OSError as exc:  # the folder is gone: decode without sharing
+        log.warning("shared masters unavailable (%s); decoding locally", exc)
+        return renderer.with_master(source)
+    if claim is None:
+        return None
+    try:
+        decoded = renderer.with_master(source)
+        with metrics.timed("share"):
+            try:
+                shared.publish(decoded)
+            except OSError as exc:  # a full tmpfs: the siblings decode for themselves
+                log.warning("could not share the master of %s: %s", source.identity, exc)
+        return decoded
+    finally:
+        claim.release()
 
 
 def _resources(wanted: Sources, sources: list[Source]) -> dict[str, bytes]:
