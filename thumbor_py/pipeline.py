@@ -11,7 +11,10 @@ Requests with one result key share one render, and its leader alone stores the r
 Sources are decoded once for many sizes: the pipeline looks the source up in the master
 cache (:mod:`thumbor_py.imaging.master`), by the original's identity; on a miss one load and
 one decode serve every concurrent render of that source, and the decoded master is kept for
-the next sizes.
+the next sizes. With several workers, the workers share masters too
+(:mod:`thumbor_py.sibling_masters`): one decode per source for the whole server. A loader
+with a blocking read (the file loader) is read on the render thread, in the same job as the
+decode or render (:mod:`thumbor_py.thread_reads`).
 
 Cache coherence (:mod:`thumbor_py.coherence`) is asked at four points: a stored result and a
 cached master are used only while :meth:`Coherence.usable`; a request whose shared render
@@ -28,11 +31,11 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from thumbor_py import metrics
 from thumbor_py.coherence import Coherence, MemoryPurgeLog
@@ -41,19 +44,16 @@ from thumbor_py.etags import etag_matches
 from thumbor_py.imaging.master import MasterCache, PixelSource
 from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.transform import Renderer, Sources
-from thumbor_py.plugins import BlockingLoader, Loader, Source, StoredResult
+from thumbor_py.plugins import Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, result_key
-from thumbor_py.routing import RoutingLoader
 from thumbor_py.shared_masters import SharedMasters
+from thumbor_py.sibling_masters import shared_or_decoded
 from thumbor_py.singleflight import SingleFlight
+from thumbor_py.thread_reads import blocking_read, read_then
 from thumbor_py.url import ImageRequest
 
 log = logging.getLogger("thumbor_py.pipeline")
 T = TypeVar("T")
-# How often a worker waiting for a sibling's decode looks for the master: often (a look is
-# two system calls on a thread), slowing down a little for long decodes.
-_SHARED_POLL = 0.003
-_SHARED_POLL_MAX = 0.02
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,7 +285,7 @@ class Pipeline:
             return _Flight(rendered, source.identity, source.loaded_at, source.version)
 
         identity = self._coherence.identity(name)
-        job = functools.partial(_read_then, identity, read, render, "render")
+        job = functools.partial(read_then, identity, read, render, "render")
         return await self._execute(job, slot, deadline, stage=None)
 
     async def _pixel_source(
@@ -360,45 +360,29 @@ class Pipeline:
             loaded = await self._fetch(identity, name)
             job = functools.partial(decode, loaded)
             return await self._execute(job, slot, deadline, stage="decode")
-        job = functools.partial(_read_then, identity, read, decode, "decode")  # one thread job
+        job = functools.partial(read_then, identity, read, decode, "decode")  # one thread job
         return await self._execute(job, slot, deadline, stage=None)
 
     async def _from_siblings(
         self, shared: SharedMasters, identity: str, name: str, slot: _Slot, deadline: float | None
     ) -> PixelSource:
-        """The master a sibling worker decoded (while coherence finds it usable); else decode
-        it here, claiming it so that the siblings wait for this decode instead of repeating
-        it; while a sibling's decode runs, wait for its master (the render threads stay free
-        for other requests). See :mod:`thumbor_py.shared_masters`."""
-        with metrics.timed("shared_wait"):  # the whole look-up, waiting included
-            return await self._shared_or_decoded(shared, identity, name, slot, deadline)
+        """The master a sibling worker decoded, or this worker's decode, shared with them
+        (:func:`thumbor_py.sibling_masters.shared_or_decoded`)."""
 
-    async def _shared_or_decoded(
-        self, shared: SharedMasters, identity: str, name: str, slot: _Slot, deadline: float | None
-    ) -> PixelSource:
-        loop = asyncio.get_running_loop()
-        delay = _SHARED_POLL
-        while True:
-            try:
-                found, free = await loop.run_in_executor(self._io, shared.peek, identity)
-            except OSError as exc:  # the folder is gone or full: decode here
-                log.warning("shared masters unavailable (%s); decoding locally", exc)
-                return await self._decoded(identity, name, slot, deadline, self._with_master)
-            if found is not None:
-                if await self._coherence.usable(
-                    identity, name, loaded_at=found.loaded_at, version=found.version
-                ):
-                    metrics.MASTER_CACHE.labels(outcome="shared").inc()
-                    return found
-                await loop.run_in_executor(self._io, shared.discard, identity)
-                continue
-            if free:
-                decode = functools.partial(_decode_and_share, self._renderer, shared)
-                decoded = await self._decoded(identity, name, slot, deadline, decode)
-                if decoded is not None:
-                    return decoded
-            await asyncio.sleep(delay)  # a sibling is decoding it
-            delay = min(delay * 1.25, _SHARED_POLL_MAX)
+        async def usable(found: PixelSource) -> bool:
+            return await self._coherence.usable(
+                identity, name, loaded_at=found.loaded_at, version=found.version
+            )
+
+        def decode_here(
+            decode: Callable[[PixelSource], PixelSource | None],
+        ) -> Awaitable[PixelSource | None]:
+            return self._decoded(identity, name, slot, deadline, decode)
+
+        with metrics.timed("shared_wait"):  # the whole look-up, waiting included
+            return await shared_or_decoded(
+                shared, identity, self._renderer, io=self._io, usable=usable, decode=decode_here
+            )
 
     def _with_master(self, source: PixelSource) -> PixelSource:
         return self._renderer.with_master(source)
@@ -430,12 +414,7 @@ class Pipeline:
 
     def _reader(self, name: str) -> Callable[[], Source] | None:
         """A blocking read of ``name`` for a render thread, when its loader offers one."""
-        loader = self._loader
-        if isinstance(loader, RoutingLoader):
-            loader = loader.loader_for(name)
-        if _blocking(type(loader)):
-            return functools.partial(cast(BlockingLoader, loader).read_blocking, name)
-        return None
+        return blocking_read(self._loader, name)
 
     async def _load(self, source: str) -> Source:
         try:
@@ -487,52 +466,6 @@ class Pipeline:
         if pending:
             log.warning("%d result-storage writes still pending at shutdown", len(pending))
         return len(pending)
-
-
-@functools.cache
-def _blocking(kind: type[object]) -> bool:
-    """Whether loaders of ``kind`` offer ``read_blocking`` (a protocol check costs µs)."""
-    return callable(getattr(kind, "read_blocking", None))
-
-
-def _read_then(
-    identity: str, read: Callable[[], Source], then: Callable[[PixelSource], T], stage: str
-) -> T:
-    """On a render thread: read the source (stamped with the time before the read, as
-    ``Pipeline._fetch`` does), then hand it to ``then`` (timed as ``stage``)."""
-    loaded_at = time.time()
-    try:
-        with metrics.timed("load"):
-            loaded = read()
-    except HttpError as exc:
-        metrics.LOADER_ERRORS.labels(kind=type(exc).__name__).inc()
-        raise
-    with metrics.timed(stage):
-        return then(PixelSource(identity, loaded.data, loaded_at=loaded_at, version=loaded.version))
-
-
-def _decode_and_share(
-    renderer: Renderer, shared: SharedMasters, source: PixelSource
-) -> PixelSource | None:
-    """On a render thread, right before decoding: claim the source, decode its master,
-    publish it for the siblings, release. None when a sibling claimed it first."""
-    try:
-        claim = shared.claim(source.identity)
-    except OSError as exc:  # the folder is gone: decode without sharing
-        log.warning("shared masters unavailable (%s); decoding locally", exc)
-        return renderer.with_master(source)
-    if claim is None:
-        return None
-    try:
-        decoded = renderer.with_master(source)
-        with metrics.timed("share"):
-            try:
-                shared.publish(decoded)
-            except OSError as exc:  # a full tmpfs: the siblings decode for themselves
-                log.warning("could not share the master of %s: %s", source.identity, exc)
-        return decoded
-    finally:
-        claim.release()
 
 
 def _resources(wanted: Sources, sources: list[Source]) -> dict[str, bytes]:
