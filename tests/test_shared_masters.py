@@ -81,6 +81,18 @@ def test_one_claim_at_a_time_until_released_or_published(tmp_path: Path, photo: 
     found, free = store.peek("a.jpg")
     assert found is not None
     assert free
+    assert not list(tmp_path.glob("*.lock"))  # lock files do not pile up
+
+
+def test_a_dead_writers_temporary_file_is_removed(tmp_path: Path, photo: bytes) -> None:
+    left = tmp_path / "0123.4242.tmp"
+    left.write_bytes(b"half an entry")
+    os.utime(left, (time.time() - 3600, time.time() - 3600))
+    fresh = tmp_path / "4567.4243.tmp"
+    fresh.write_bytes(b"being written")
+    shared(tmp_path).publish(decoded(photo))
+    assert not left.exists()
+    assert fresh.exists()
 
 
 def test_small_sources_and_palette_masters_are_not_shared(tmp_path: Path) -> None:

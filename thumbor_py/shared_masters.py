@@ -55,6 +55,8 @@ from thumbor_py.imaging.master import Master, PixelSource
 FOLDER_ENV = "THUMBORPY_SHARED_MASTERS"  # not THUMBOR_PY_*: those are settings
 # Sources under this many pixels decode faster than their master is written and read.
 SHARED_MIN_PIXELS = 1_000_000
+# A temporary file older than this was left by a writer that died.
+_STALE_WRITE = 60.0
 _MAGIC = b"TPYMST1\n"
 _LENGTH = struct.Struct("<Q")
 _MODES = frozenset({"L", "LA", "RGB", "RGBA"})
@@ -81,16 +83,21 @@ class _Header:
 class Claim:
     """The exclusive right to decode one source and publish its master (a held flock)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, path: Path) -> None:
         self._fd: int | None = fd
+        self._path = path
         self._lock = threading.Lock()
 
     def release(self) -> None:
-        """Let the siblings go on (closing the file releases the lock); idempotent, from
-        any thread (the render thread right after publishing, the event loop on failure)."""
+        """Let the siblings go on; idempotent, from any thread (the render thread right
+        after publishing, the event loop on failure). The lock file is removed first, so
+        lock files never pile up: a sibling that opened it just before may then lock the
+        removed file while another creates a new one, and both decode, which costs a decode
+        and nothing else (an entry is written whole, by rename)."""
         with self._lock:
             fd, self._fd = self._fd, None
         if fd is not None:
+            self._path.unlink(missing_ok=True)
             os.close(fd)
 
 
@@ -126,7 +133,8 @@ class SharedMasters:
     def claim(self, identity: str) -> Claim | None:
         """The claim to decode ``identity``; None while a sibling holds it, or once its
         master is published (look again)."""
-        fd = os.open(self._path(identity, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock = self._path(identity, ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -134,7 +142,7 @@ class SharedMasters:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return None
             raise
-        claim = Claim(fd)
+        claim = Claim(fd, lock)
         if self._path(identity, ".master").exists():  # published since the caller looked
             claim.release()
             return None
@@ -200,9 +208,14 @@ class SharedMasters:
         return width * height >= self._min_pixels and master.image.mode in _MODES
 
     def _make_room(self, size: int) -> None:
-        """Remove expired entries, then the oldest, until ``size`` more bytes fit."""
+        """Remove expired entries, then the oldest, until ``size`` more bytes fit (and the
+        temporary files of writers that died)."""
         entries = []
         now = time.time()
+        for path in self._folder.glob("*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - path.stat().st_mtime > _STALE_WRITE:
+                    path.unlink(missing_ok=True)
         for path in self._folder.glob("*.master"):
             with contextlib.suppress(FileNotFoundError):
                 info = path.stat()
