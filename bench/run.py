@@ -33,9 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import balance, images, report, servers
+from bench import balance, images, report, servers, srcset_limit
 from bench.load import Stats, probe, run_load
-from bench.workloads import Workload, raw_for, workloads
+from bench.workloads import Workload, workloads
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 CPUS = len(os.sched_getaffinity(0))
@@ -222,11 +222,8 @@ def _timed(
 def _raw_ms(workload: Workload, folder: Path, repeats: int) -> float | None:
     """Median CPU milliseconds of the raw-Pillow operation, in this process."""
     if workload.name.startswith("srcset"):
-        total = 0.0
-        for path in workload.paths:
-            operation, source = raw_for(path)
-            total += _cpu_ms(partial(operation, folder / source), 1)
-        return total / len(workload.paths)
+        # The limit of a cold pass: one decode per source, one resize and encode per width.
+        return min(srcset_limit.raw_ms(folder), srcset_limit.renderer_ms(folder))
     if workload.raw is None:
         return None
     source = folder / workload.paths[0].rsplit("/", 1)[-1]

@@ -19,6 +19,9 @@ from thumbor_py.errors import (
 )
 from thumbor_py.plugins import PluginContext, Source
 
+# O_NONBLOCK: opening a FIFO would otherwise wait for a writer, hanging the thread.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+
 # OSErrors that mean "there is no readable file here": answered 404, never 500.
 _MISSING_ERRNOS = frozenset(
     {
@@ -65,6 +68,8 @@ class FileLoader:
         if not root.is_dir():
             raise ValueError(f"root {str(root.absolute())!r} is not a folder")
         self._root = root.resolve()
+        self._root_text = str(self._root)
+        self._root_prefix = self._root_text.rstrip("/") + "/"
         self._context = context
 
     @property
@@ -88,6 +93,10 @@ class FileLoader:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._context.executor, self._read, source)
 
+    def read_blocking(self, source: str) -> Source:
+        """Read the file on the calling thread (the pipeline's render thread)."""
+        return self._read(source)
+
     async def unchanged(self, source: str, version: str) -> bool:
         """Whether the file still has ``version`` (its size and mtime): one ``stat``."""
         loop = asyncio.get_running_loop()
@@ -106,11 +115,14 @@ class FileLoader:
         # ``source`` was percent-decoded once by the URL parser, before this check, so
         # "%2e%2e" arrives here as ".." and is refused like it.
         decoded = self.identity(source)
+        fd = self._open_checked(decoded)
         try:
-            path = self._existing_path(decoded)
-            # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, hanging the thread.
-            handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+            if fd is None:
+                fd = os.open(self._existing_path(decoded), _OPEN_FLAGS)
+            handle = os.fdopen(fd, "rb")
         except OSError as exc:
+            if fd is not None:
+                os.close(fd)
             if exc.errno not in _MISSING_ERRNOS:
                 raise
             raise SourceNotFoundError(f"source not found: {decoded}") from exc
@@ -132,6 +144,24 @@ class FileLoader:
             identity=decoded,
             version=_version(info),
         )
+
+    def _open_checked(self, decoded: str) -> int | None:
+        """The common case in two system calls: open ``root/decoded`` as written, then ask
+        the kernel where the opened file really is (``/proc/self/fd``, symlinks followed),
+        and keep it if that is inside the root. ``None`` (nothing open) when the file is
+        missing, outside the root or ``/proc`` is absent: the resolving path then decides."""
+        try:
+            fd = os.open(f"{self._root_text}/{decoded}", _OPEN_FLAGS)
+        except OSError:
+            return None
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = ""
+        if real == self._root_text or real.startswith(self._root_prefix):
+            return fd
+        os.close(fd)
+        return None
 
     def _existing_path(self, decoded: str) -> Path:
         path = resolve_inside(self._root, decoded)

@@ -7,7 +7,6 @@ import hmac
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Unpack
 
@@ -27,7 +26,7 @@ from thumbor_py.errors import (
     RateLimitedError,
     UnauthorizedError,
 )
-from thumbor_py.logs import REQUEST_ID
+from thumbor_py.logs import REQUEST_ID, new_request_id
 from thumbor_py.negotiation import Negotiated, answer_varies, negotiate
 from thumbor_py.pipeline import Outcome, Pipeline
 from thumbor_py.plugins import Lifecycle
@@ -248,7 +247,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Turn every error into a one-line plain-text answer; never leak a traceback."""
     request_id = request.headers.get(REQUEST_ID_HEADER, "")
     if not _TOKEN.fullmatch(request_id):
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
     REQUEST_ID.set(request_id)  # this request's task only: every log line carries it
     started = time.perf_counter()
     try:
@@ -267,7 +266,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     response.headers[REQUEST_ID_HEADER] = request_id
     route = request.match_info.route.name or "unmatched"
-    metrics.REQUESTS.labels(route=route, status=str(response.status)).inc()
+    metrics.count_request(route, response.status)
     metrics.observe_request(response.status, time.perf_counter() - started)
     return response
 

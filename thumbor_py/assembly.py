@@ -11,6 +11,7 @@ embedding application); the rest is built from the config. Every failure is a
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from thumbor_py.repository.purge_log import repository_purge_log
 from thumbor_py.repository.records import ImageRecords
 from thumbor_py.results import GuardedResultStorage
 from thumbor_py.routing import RoutingLoader
+from thumbor_py.shared_masters import FOLDER_ENV, SHARED_MIN_PIXELS, SharedMasters
 from thumbor_py.tenants import TenantDirectory, build_directory
 
 log = logging.getLogger("thumbor_py")
@@ -126,6 +128,8 @@ def build_parts(config: Config, **given: Unpack[Given]) -> Parts:
         deadline=config.server.request_timeout,
         masters=build_master_cache(config.imaging),
         coherence=coherence,
+        shared=build_shared_masters(config),
+        io_executor=io_pool,
     )
     plugins: tuple[object, ...] = (loader, purge_log) + ((guarded,) if guarded is not None else ())
     executors = (render_pool, io_pool)
@@ -284,6 +288,22 @@ def build_master_cache(imaging: ImagingConfig) -> MasterCache | None:
     if imaging.master_cache_bytes <= 0:
         return None
     return MasterCache(max_bytes=imaging.master_cache_bytes, ttl=imaging.master_ttl)
+
+
+def build_shared_masters(config: Config) -> SharedMasters | None:
+    """The masters shared by the workers (the folder the server hands them), or None with
+    one worker, no master cache, or ``imaging.shared_master_bytes`` 0."""
+    folder = os.environ.get(FOLDER_ENV)
+    imaging = config.imaging
+    if not folder or imaging.master_cache_bytes <= 0 or imaging.shared_master_bytes <= 0:
+        return None
+    return SharedMasters(
+        Path(folder),
+        namespace=repr((config.loader, config.routes)),
+        max_bytes=imaging.shared_master_bytes,
+        min_pixels=SHARED_MIN_PIXELS,
+        ttl=imaging.master_ttl,
+    )
 
 
 def coherence_settings(config: Config) -> CoherenceSettings:

@@ -107,6 +107,9 @@ class ImagingConfig:
     master_cache_bytes: int = 256 * 1024 * 1024
     master_size: int = 1920
     master_ttl: float = 300.0
+    # Masters shared by the workers of one server (thumbor_py/shared_masters.py): bytes of
+    # the shared tmpfs folder; 0 = each worker decodes for itself.
+    shared_master_bytes: int = 512 * 1024 * 1024
     revalidate_after: float | None = 60.0
     revalidate_grace: float = 300.0
 

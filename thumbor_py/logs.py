@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -16,6 +18,25 @@ from aiohttp.web import BaseRequest, Response, StreamResponse
 _WARNING_STATUSES = frozenset({500, 502, 503, 504})
 _NO_BODY_STATUSES = frozenset({204, 304})
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+class _RequestIds:
+    """32 hex digits per request: 16 random ones per process (new after a fork) and a
+    counter, unique like ``uuid4().hex`` at a tenth of its cost (no urandom per request)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+new_request_id = _RequestIds()
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 

@@ -11,7 +11,10 @@ Requests with one result key share one render, and its leader alone stores the r
 Sources are decoded once for many sizes: the pipeline looks the source up in the master
 cache (:mod:`thumbor_py.imaging.master`), by the original's identity; on a miss one load and
 one decode serve every concurrent render of that source, and the decoded master is kept for
-the next sizes.
+the next sizes. With several workers, the workers share masters too
+(:mod:`thumbor_py.sibling_masters`): one decode per source for the whole server. A loader
+with a blocking read (the file loader) is read on the render thread, in the same job as the
+decode or render (:mod:`thumbor_py.thread_reads`).
 
 Cache coherence (:mod:`thumbor_py.coherence`) is asked at four points: a stored result and a
 cached master are used only while :meth:`Coherence.usable`; a request whose shared render
@@ -28,7 +31,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +47,10 @@ from thumbor_py.imaging.output import Rendered
 from thumbor_py.imaging.transform import Renderer, Sources
 from thumbor_py.plugins import Loader, Source, StoredResult
 from thumbor_py.results import GuardedResultStorage, result_key
+from thumbor_py.shared_masters import SharedMasters
+from thumbor_py.sibling_masters import shared_or_decoded
 from thumbor_py.singleflight import SingleFlight
+from thumbor_py.thread_reads import blocking_read, read_then
 from thumbor_py.url import ImageRequest
 
 log = logging.getLogger("thumbor_py.pipeline")
@@ -121,6 +127,8 @@ class Pipeline:
         deadline: float | None = None,
         masters: MasterCache | None = None,
         coherence: Coherence | None = None,
+        shared: SharedMasters | None = None,
+        io_executor: Executor | None = None,
     ) -> None:
         self._loader = loader
         self._coherence = coherence or Coherence(MemoryPurgeLog(), loader)
@@ -131,6 +139,8 @@ class Pipeline:
         self._storage = storage
         self._policy = policy or StoragePolicy()
         self._masters = masters
+        self._shared = shared if masters is not None else None
+        self._io = io_executor
         self._pending = 0
         self._renders: SingleFlight[str, _Flight] = SingleFlight()
         self._sources: SingleFlight[str, PixelSource] = SingleFlight()
@@ -239,6 +249,11 @@ class Pipeline:
         # The image and what its filters name (watermark, frame) load together, through
         # the same loader and so the same source rules.
         wanted = self._renderer.sources(request)
+        read = None if wanted.resources or self._masters is not None else self._reader(wanted.image)
+        if read is not None:
+            return await self._read_and_render(
+                wanted.image, read, request, format_class, slot, deadline
+            )
         source, extra = await asyncio.gather(
             self._pixel_source(wanted.image, slot, deadline, decode=not request.meta),
             asyncio.gather(*(self._load(url) for url in wanted.resources)),
@@ -253,6 +268,27 @@ class Pipeline:
         )
         rendered = await self._execute(job, slot, deadline)
         return _Flight(rendered, source.identity, source.loaded_at, source.version)
+
+    async def _read_and_render(
+        self,
+        name: str,
+        read: Callable[[], Source],
+        request: ImageRequest,
+        format_class: str,
+        slot: _Slot,
+        deadline: float | None,
+    ) -> _Flight:
+        """One thread job reads the source and renders it (no master cache to fill)."""
+
+        def render(source: PixelSource) -> _Flight:
+            rendered = self._renderer.render(
+                source, request, format_class, resources={}, deadline=deadline
+            )
+            return _Flight(rendered, source.identity, source.loaded_at, source.version)
+
+        identity = self._coherence.identity(name)
+        job = functools.partial(read_then, identity, read, render, "render")
+        return await self._execute(job, slot, deadline, stage=None)
 
     async def _pixel_source(
         self, name: str, slot: _Slot, deadline: float | None, *, decode: bool
@@ -300,9 +336,10 @@ class Pipeline:
         self, identity: str, name: str, slot: _Slot, deadline: float | None
     ) -> PixelSource:
         assert self._masters is not None
-        loaded = await self._fetch(identity, name)
-        job = functools.partial(self._renderer.with_master, loaded)
-        source = await self._execute(job, slot, deadline, stage="decode")
+        if self._shared is None:
+            source = await self._decoded(identity, name, slot, deadline, self._with_master)
+        else:
+            source = await self._from_siblings(self._shared, identity, name, slot, deadline)
         evicted = self._masters.evictions
         if self._masters.put(source):
             metrics.MASTER_CACHE.labels(outcome="store").inc()
@@ -311,12 +348,59 @@ class Pipeline:
             metrics.MASTER_CACHE_BYTES.set(self._masters.nbytes)
         return source
 
-    async def _execute(
-        self, job: Callable[[], T], slot: _Slot, deadline: float | None, *, stage: str = "render"
+    async def _decoded(
+        self,
+        identity: str,
+        name: str,
+        slot: _Slot,
+        deadline: float | None,
+        decode: Callable[[PixelSource], T],
     ) -> T:
-        """Run ``job`` on a render thread; if this request is cancelled (its deadline passed)
-        while the job still waits for a thread, the job is dropped and never starts. The
-        job holds ``slot`` until it has finished (or was dropped)."""
+        """``name`` loaded, then ``decode`` (with its master) on a render thread."""
+        read = self._reader(name)
+        if read is None:
+            loaded = await self._fetch(identity, name)
+            job = functools.partial(decode, loaded)
+            return await self._execute(job, slot, deadline, stage="decode")
+        job = functools.partial(read_then, identity, read, decode, "decode")  # one thread job
+        return await self._execute(job, slot, deadline, stage=None)
+
+    async def _from_siblings(
+        self, shared: SharedMasters, identity: str, name: str, slot: _Slot, deadline: float | None
+    ) -> PixelSource:
+        """The master a sibling worker decoded, or this worker's decode, shared with them
+        (:func:`thumbor_py.sibling_masters.shared_or_decoded`)."""
+
+        async def usable(found: PixelSource) -> bool:
+            return await self._coherence.usable(
+                identity, name, loaded_at=found.loaded_at, version=found.version
+            )
+
+        def decode_here(
+            decode: Callable[[PixelSource], PixelSource | None],
+        ) -> Awaitable[PixelSource | None]:
+            return self._decoded(identity, name, slot, deadline, decode)
+
+        with metrics.timed("shared_wait"):  # the whole look-up, waiting included
+            return await shared_or_decoded(
+                shared, identity, self._renderer, io=self._io, usable=usable, decode=decode_here
+            )
+
+    def _with_master(self, source: PixelSource) -> PixelSource:
+        return self._renderer.with_master(source)
+
+    async def _execute(
+        self,
+        job: Callable[[], T],
+        slot: _Slot,
+        deadline: float | None,
+        *,
+        stage: str | None = "render",
+    ) -> T:
+        """Run ``job`` on a render thread, timed as ``stage`` (``None``: the job times its
+        own steps); if this request is cancelled (its deadline passed) while the job still
+        waits for a thread, the job is dropped and never starts. The job holds ``slot``
+        until it has finished (or was dropped)."""
         metrics.QUEUE_DEPTH.inc()
         run = functools.partial(_in_thread, time.perf_counter(), deadline, job, stage)
         future = self._executor.submit(contextvars.copy_context().run, run)
@@ -329,6 +413,10 @@ class Pipeline:
             if future.cancel():
                 metrics.QUEUE_DEPTH.dec()
             raise
+
+    def _reader(self, name: str) -> Callable[[], Source] | None:
+        """A blocking read of ``name`` for a render thread, when its loader offers one."""
+        return blocking_read(self._loader, name)
 
     async def _load(self, source: str) -> Source:
         try:
@@ -392,14 +480,18 @@ def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None], _: F
         loop.call_soon_threadsafe(callback)
 
 
-def _in_thread(queued_at: float, deadline: float | None, job: Callable[[], T], stage: str) -> T:
+def _in_thread(
+    queued_at: float, deadline: float | None, job: Callable[[], T], stage: str | None
+) -> T:
     metrics.QUEUE_DEPTH.dec()
-    metrics.STAGE_SECONDS.labels(stage="queue_wait").observe(time.perf_counter() - queued_at)
+    metrics.stage_seconds("queue_wait").observe(time.perf_counter() - queued_at)
     if deadline is not None and time.monotonic() > deadline:
         # Nobody waits for this answer any more; do not spend a CPU on it.
         raise OverloadedError("the request's deadline passed while it was queued")
     metrics.IN_FLIGHT.inc()
     try:
+        if stage is None:  # the job times its own steps
+            return job()
         with metrics.timed(stage):
             return job()
     finally:

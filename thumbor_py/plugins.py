@@ -64,6 +64,17 @@ class Loader(Protocol):
 
 
 @runtime_checkable
+class BlockingLoader(Protocol):
+    """A loader whose read is cheap, local and blocking (the file loader): the pipeline
+    calls ``read_blocking`` on the render thread, right before the decode, so a request
+    takes one thread hand-off instead of two. Same answers and errors as ``load``."""
+
+    def read_blocking(self, source: str) -> Source:
+        """Read ``source`` on the calling (never the event loop's) thread."""
+        ...
+
+
+@runtime_checkable
 class Lifecycle(Protocol):
     """Optional: set up and tear down long-lived clients once per process."""
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from thumbor_py.config import Config
 from thumbor_py.cpus import available_cpus
 from thumbor_py.metrics import MULTIPROC_ENV
+from thumbor_py.shared_masters import FOLDER_ENV
 
 log = logging.getLogger("thumbor_py.server")
 _PR_SET_PDEATHSIG = 1
@@ -72,6 +73,19 @@ def _prepare_metrics_folder() -> str | None:
     return folder
 
 
+def _prepare_shared_masters(config: Config) -> str | None:
+    """A private tmpfs folder for the masters the workers share (thumbor_py/shared_masters.py),
+    handed to them through the environment; None when they share none."""
+    imaging = config.imaging
+    if imaging.master_cache_bytes <= 0 or imaging.shared_master_bytes <= 0:
+        os.environ.pop(FOLDER_ENV, None)
+        return None
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    folder = tempfile.mkdtemp(prefix="thumbor-py-masters-", dir=base)  # mode 0700
+    os.environ[FOLDER_ENV] = folder
+    return folder
+
+
 def serve(config: Config, *, banner: Banner | None = None) -> None:
     """Serve until SIGINT or SIGTERM; with several workers, supervise them.
 
@@ -79,6 +93,7 @@ def serve(config: Config, *, banner: Banner | None = None) -> None:
     """
     count = worker_count(config)
     created = _prepare_metrics_folder() if count > 1 else None
+    shared = _prepare_shared_masters(config) if count > 1 else None
     from thumbor_py.app import create_app
 
     create_app(config)  # resolve plugins and fail fast, before binding or forking
@@ -89,9 +104,12 @@ def serve(config: Config, *, banner: Banner | None = None) -> None:
 
         run_worker(config, sockets[0])
         return
-    status = _supervise(config, sockets, count)
-    if created:
-        shutil.rmtree(created, ignore_errors=True)
+    try:
+        status = _supervise(config, sockets, count)
+    finally:
+        for folder in (created, shared):
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
     sys.exit(status)
 
 

@@ -67,6 +67,9 @@ class SingleFlight(Generic[K, T]):
             task.add_done_callback(
                 functools.partial(self._task_done, key, future)  # type: ignore[arg-type]
             )
+            # The leader awaits its task itself: waiting through the thread-safe future
+            # would cost a wake-up of the event loop (a self-pipe write) per request.
+            return await asyncio.shield(task)
         return await asyncio.shield(asyncio.wrap_future(future))
 
     def _task_done(self, key: K, future: Future[T], task: asyncio.Task[T]) -> None:

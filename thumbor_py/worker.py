@@ -33,7 +33,8 @@ def run_worker(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve on ``listener`` until SIGTERM/SIGINT; ``ready`` is called once serving."""
-    asyncio.run(_serve(config, listener, siblings, ready))
+    with asyncio.Runner() as runner:
+        runner.run(_serve(config, listener, siblings, ready))
 
 
 class _Responses:
