@@ -12,6 +12,7 @@ from PIL import Image, ImageCms
 from tests.imaging.helpers import pixel
 from thumbor_py.assembly import build_renderer
 from thumbor_py.config import ImagingConfig
+from thumbor_py.imaging import formats
 from thumbor_py.imaging.filters import build_registry
 from thumbor_py.imaging.master import PixelSource
 from thumbor_py.imaging.output import Rendered
@@ -229,3 +230,28 @@ def test_the_format_filter_wins_over_the_class() -> None:
 def test_config_dataclass_has_the_new_fields() -> None:
     names = {field.name for field in dataclasses.fields(ImagingConfig)}
     assert {"max_frames", "avif_speed", "strict_filters", "filter_plugins"} <= names
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "normal", "fast"),
+    [
+        pytest.param("WEBP", "method", 4, 0, id="webp"),
+        pytest.param("PNG", "compress_level", 6, 1, id="png"),
+    ],
+)
+def test_large_outputs_encode_at_the_fast_setting(
+    monkeypatch: pytest.MonkeyPatch, fmt: str, name: str, normal: int, fast: int
+) -> None:
+    # One encode call cannot stop at a deadline: over 4 MP, encoders take their fast setting.
+    seen: list[object] = []
+    save = Image.Image.save
+
+    def spy(image: Image.Image, fp: object, format: str | None = None, **params: object) -> None:
+        seen.append(params.get(name))
+        save(image, fp, format, **params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image.Image, "save", spy)
+    options = formats.EncodeOptions(format=fmt, quality=80)
+    formats.encode(Image.new("RGB", (2000, 2000), "red"), options)
+    formats.encode(Image.new("RGB", (2001, 2000), "red"), options)
+    assert seen == [normal, fast]
