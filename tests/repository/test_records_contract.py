@@ -113,10 +113,12 @@ async def test_put_inserts_then_replaces_by_id(store: ImageRecords) -> None:
     first = record(5, id=uuid_id, key=f"originals/{uuid_id}/cat.jpg", owner="ana")
     await store.put(first)
     got = await store.get("miluv", uuid_id)
-    assert got is not None and (got.sha256, got.owner) == (f"{5:064x}", "ana")
+    assert got is not None
+    assert (got.sha256, got.owner) == (f"{5:064x}", "ana")
     await store.put(record(6, id=uuid_id, key=first.key, owner="ana", width=99))
     got = await store.get("miluv", uuid_id)
-    assert got is not None and (got.sha256, got.width) == (f"{6:064x}", 99)
+    assert got is not None
+    assert (got.sha256, got.width) == (f"{6:064x}", 99)
     await store.add(record(7))  # a registered one beside it
     page, cursor = await store.page("miluv", owner="ana", limit=10)
     assert ([r.id for r in page], cursor) == ([uuid_id], None)

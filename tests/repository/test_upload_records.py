@@ -10,13 +10,14 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from pymongo.errors import AutoReconnect
 
-from tests.repository.conftest import ADMIN, BLUE, UPLOADER, auth, jpeg, png
+from tests.repository.conftest import ADMIN, BLUE, UPLOADER, auth, file_config, jpeg, png
 from tests.repository.records_collection import RecordsCollection
 from tests.repository.test_direct_uploads import MILUV, direct_config, originals, presign, register
 from thumbor_py.app import REPOSITORIES_KEY, create_app
@@ -77,7 +78,8 @@ async def test_post_put_delete_keep_one_record(
     assert posted.status == 201
     image_id = posted.headers["Location"].removeprefix("/image/")
     record_id = image_id.partition("/")[0]
-    assert image_id == f"{record_id}/cat.jpg" and len(record_id) == 32
+    assert image_id == f"{record_id}/cat.jpg"
+    assert len(record_id) == 32
     status, record = await record_of(client, record_id)
     assert status == 200
     assert {k: record[k] for k in ("id", "tenant", "key", "source", "owner")} == {
@@ -90,7 +92,8 @@ async def test_post_put_delete_keep_one_record(
     assert (record["bytes"], record["width"], record["height"]) == (len(body), 400, 300)
     assert (record["format"], record["content_type"]) == ("JPEG", "image/jpeg")
     assert record["sha256"] == hashlib.sha256(body).hexdigest()
-    assert record["focal_point"] is None and record["tags"] == []
+    assert record["focal_point"] is None
+    assert record["tags"] == []
     assert record["urls"]["presets"]["card"].endswith(f"/originals/{image_id}")
 
     replacement = png((64, 48))
@@ -220,7 +223,36 @@ async def test_housekeeping_records_upload_api_originals_without_one(
     )
     assert (await record_of(client, vanished))[0] == 404
     keys = originals(s3, bucket)
-    assert f"media/originals/{legacy}" in keys and f"media/originals/{broken}" in keys
+    assert f"media/originals/{legacy}" in keys
+    assert f"media/originals/{broken}" in keys
     again = await housekeeping.sweep(repositories, dry_run=False, now=later)
     assert (again.adopted, again.records) == ([], [])
     assert again.unreadable == [f"originals/{broken}"]  # reported on every run, kept
+
+
+async def test_a_file_storage_with_mongodb_keeps_records_too(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    collection = RecordsCollection()
+    app = create_app(
+        file_config(tmp_path, allow_delete=True), repository_records=RecordStore(collection)
+    )
+    client = await aiohttp_client(app)
+    headers = auth(ADMIN)
+    posted = await client.post("/image", data=jpeg(), headers={**headers, "Slug": "x.jpg"})
+    image_id = posted.headers["Location"].removeprefix("/image/")
+    assert (tmp_path / "originals" / "originals" / image_id).exists()
+    answer = await client.get(f"/images/{image_id.partition('/')[0]}", headers=headers)
+    assert (await answer.json())["key"] == f"originals/{image_id}"
+    assert (await client.delete(f"/image/{image_id}", headers=headers)).status == 204
+    assert collection.documents == {}
+
+
+async def test_without_a_record_store_the_upload_api_works_as_before(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(file_config(tmp_path)))
+    posted = await client.post("/image", data=jpeg(), headers=auth(ADMIN))
+    assert posted.status == 201
+    record_id = posted.headers["Location"].removeprefix("/image/")
+    assert (await client.get(f"/images/{record_id}", headers=auth(ADMIN))).status == 409
