@@ -158,12 +158,37 @@ async def test_delete_of_another_slug_leaves_the_record(
 
 
 class FailingWrites(RecordsCollection):
-    """The MongoDB double, unreachable for writes."""
+    """The MongoDB double, unreachable for writes while ``failing``."""
+
+    failing = True
 
     async def replace_one(
         self, filter: Mapping[str, Any], replacement: Mapping[str, Any], upsert: bool = False
     ) -> None:
-        raise AutoReconnect("connection refused")
+        if self.failing:
+            raise AutoReconnect("connection refused")
+        await super().replace_one(filter, replacement, upsert)
+
+
+async def test_a_failed_record_update_answers_503_and_a_retry_corrects_it(
+    aiohttp_client: Any, s3_endpoint: str, bucket: str
+) -> None:
+    collection = FailingWrites()
+    collection.failing = False
+    client = await app_client(aiohttp_client, s3_endpoint, bucket, RecordStore(collection))
+    posted = await client.post("/image", data=jpeg(), headers=ADMIN_HEADERS)
+    image_id = posted.headers["Location"].removeprefix("/image/")
+    collection.failing = True
+    replacement = jpeg((80, 60), BLUE)
+    put = await client.put(f"/image/{image_id}", data=replacement, headers=ADMIN_HEADERS)
+    assert put.status == 503
+    stored = await client.get(f"/image/{image_id}", headers=ADMIN_HEADERS)
+    assert await stored.read() == replacement  # the object is the truth; the record is stale
+    assert (await record_of(client, image_id))[1]["width"] == 400
+    collection.failing = False
+    put = await client.put(f"/image/{image_id}", data=replacement, headers=ADMIN_HEADERS)
+    assert put.status == 204
+    assert (await record_of(client, image_id))[1]["width"] == 80
 
 
 async def test_a_failed_record_write_removes_the_object(

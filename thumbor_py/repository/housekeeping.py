@@ -171,7 +171,7 @@ async def _upload_api_original(
     if original is None:  # deleted meanwhile
         return
     try:
-        described = await repository.describe(original.data)
+        described = await repository.describe(original.data, counted=False)
     except HttpError:
         report.unreadable.append(key)
         return

@@ -118,19 +118,9 @@ class Repository:
         """412 for a body over the limit, before it is read or decoded."""
         check_size(size, self.settings.limits)
 
-    async def inspect(self, data: bytes) -> ImageInfo:
-        """The checks of :func:`checks.inspect`, off the event loop; refusals are counted."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self.executor, inspect, data, self.imaging, self.settings.limits
-            )
-        except HttpError as exc:
-            metrics.REPOSITORY.labels(operation="refused", outcome=str(exc.status)).inc()
-            raise
-
-    async def describe(self, data: bytes) -> tuple[ImageInfo, str]:
-        """:meth:`inspect` and the sha256 of ``data``, in one trip off the event loop."""
+    async def describe(self, data: bytes, *, counted: bool = True) -> tuple[ImageInfo, str]:
+        """The checks of :func:`checks.inspect` and the sha256 of ``data``, in one trip off
+        the event loop; refusals are counted (unless not ``counted``: housekeeping)."""
 
         def check() -> tuple[ImageInfo, str]:
             info = inspect(data, self.imaging, self.settings.limits)
@@ -139,7 +129,8 @@ class Repository:
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, check)
         except HttpError as exc:
-            metrics.REPOSITORY.labels(operation="refused", outcome=str(exc.status)).inc()
+            if counted:
+                metrics.REPOSITORY.labels(operation="refused", outcome=str(exc.status)).inc()
             raise
 
     def record(
