@@ -106,3 +106,24 @@ async def test_pages_by_owner_and_tag(store: ImageRecords) -> None:
     assert len((await store.page("miluv", limit=100))[0]) == 7
     keys = await store.all_keys("lovia")
     assert keys == [(f"{99:064x}", f"originals/{99:064x}.jpg")]
+
+
+async def test_put_inserts_then_replaces_by_id(store: ImageRecords) -> None:
+    uuid_id = "ab" * 16  # an upload-API original: its own id, the content hash apart
+    first = record(5, id=uuid_id, key=f"originals/{uuid_id}/cat.jpg", owner="ana")
+    await store.put(first)
+    got = await store.get("miluv", uuid_id)
+    assert got is not None
+    assert (got.sha256, got.owner) == (f"{5:064x}", "ana")
+    await store.put(record(6, id=uuid_id, key=first.key, owner="ana", width=99))
+    got = await store.get("miluv", uuid_id)
+    assert got is not None
+    assert (got.sha256, got.width) == (f"{6:064x}", 99)
+    await store.add(record(7))  # a registered one beside it
+    page, cursor = await store.page("miluv", owner="ana", limit=10)
+    assert ([r.id for r in page], cursor) == ([uuid_id], None)
+    assert sorted(await store.all_keys("miluv")) == sorted(
+        [(uuid_id, first.key), (f"{7:064x}", f"originals/{7:064x}.jpg")]
+    )
+    await store.delete("miluv", uuid_id)
+    assert await store.get("miluv", uuid_id) is None

@@ -2,7 +2,8 @@
 
 Used when ``repository.metadata.uri`` is not set and the original storage is S3, so that the
 direct-upload flow works with nothing but an S3 endpoint. Records live at
-``<storage prefix><records prefix><tenant>/<sha256>.json``. Reads and writes are single
+``<storage prefix><records prefix><tenant>/<id>.json`` (the id: a sha256, or the 32-hex uuid
+of an upload-API original). Reads and writes are single
 objects; listing by owner or tag scans the tenant's records in id order (fine for thousands,
 use MongoDB beyond). ``add`` is read-then-write: two concurrent first registrations of the same
 bytes both succeed, the later metadata wins.
@@ -19,7 +20,7 @@ from thumbor_py.errors import StorageUnavailableError
 from thumbor_py.repository.originals import S3OriginalStorage
 from thumbor_py.repository.records import MAX_PAGE, ImageRecord
 
-_ID = re.compile(r"[0-9a-f]{64}")
+_ID = re.compile(r"[0-9a-f]{64}|[0-9a-f]{32}")
 
 
 class BucketRecords:
@@ -37,9 +38,15 @@ class BucketRecords:
         existing = await self.get(record.tenant, record.id)
         if existing is not None:
             return existing, False
+        await self.put(record)
+        return record, True
+
+    async def put(self, record: ImageRecord) -> None:
+        """Write ``record`` (replacing the one of the same id)."""
+        if not _ID.fullmatch(record.id):
+            raise ValueError(f"not a record id: {record.id!r}")
         body = json.dumps(record.document(), default=_json_default).encode()
         await self._storage.put(self._key(record.tenant, record.id), body, "application/json")
-        return record, True
 
     async def get(self, tenant: str, image_id: str) -> ImageRecord | None:
         """The record, or None (also for an id that cannot be one)."""

@@ -81,10 +81,11 @@ def build_repositories(
         repository = _repository(
             config, name, key, section, storage, executor, purge(route), signing
         )
+        repository.records = record_store = mongo or storages.records(storage)
         built[name] = repository
         direct[name] = DirectUploads(
             repository,
-            mongo or storages.records(storage),
+            record_store,
             temporary_prefix=section.temporary_prefix,
             expires=section.upload_expires,
             content_types=section.content_types,

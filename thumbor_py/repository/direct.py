@@ -15,8 +15,6 @@ registration later than one more ``upload_expires`` after it.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,7 +24,7 @@ from typing import Any
 from thumbor_py import metrics
 from thumbor_py.builder import build_url
 from thumbor_py.errors import BadRequestError, ConflictError, HttpError, SourceNotFoundError
-from thumbor_py.repository.checks import ImageInfo, inspect
+from thumbor_py.repository.checks import ImageInfo
 from thumbor_py.repository.focal import focal_box
 from thumbor_py.repository.originals import S3OriginalStorage
 from thumbor_py.repository.records import ImageRecord, ImageRecords
@@ -168,7 +166,7 @@ class DirectUploads:
             original = await storage.get(temporary)
             if original is None:
                 raise SourceNotFoundError("no such upload (registered meanwhile)")
-            info, digest = await self._inspect(original.data)
+            info, digest = await self.repository.describe(original.data, counted=False)
         except HttpError as exc:
             await storage.delete(temporary)  # refused: nothing to keep
             metrics.REPOSITORY.labels(operation="refused", outcome=str(exc.status)).inc()
@@ -181,15 +179,6 @@ class DirectUploads:
         outcome = "created" if created else "duplicate"
         metrics.REPOSITORY.labels(operation="register", outcome=outcome).inc()
         return record, created
-
-    async def _inspect(self, data: bytes) -> tuple[ImageInfo, str]:
-        repository = self.repository
-
-        def check() -> tuple[ImageInfo, str]:
-            info = inspect(data, repository.imaging, repository.settings.limits)
-            return info, hashlib.sha256(data).hexdigest()
-
-        return await asyncio.get_running_loop().run_in_executor(repository.executor, check)
 
     async def _store(
         self,

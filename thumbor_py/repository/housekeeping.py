@@ -5,8 +5,11 @@ sweep that removes what the upload flow may leave behind.
 other rules, by ID) or prints. ``sweep`` is ``thumbor-py housekeep``: temporary uploads older
 than twice their permission's life, content-addressed originals that no record names (older
 than ``grace``: a registration stores the object before its record), and records whose
-object is gone. Originals of Thumbor's upload API (``<uuid>[/slug]``) have no records and
-are never touched. S3 original storages with a record store only.
+object is gone. Originals of Thumbor's upload API (``<uuid>[/slug]``) are never removed:
+one without a record (stored before records were kept, or left by a create whose record
+write and clean-up both failed) and older than ``grace`` is *recorded* instead (decoded with
+the upload limits; owner unknown), so every original ends with exactly one record. One that
+no longer decodes is reported and kept. S3 original storages with a record store only.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from thumbor_py import metrics
-from thumbor_py.errors import StorageUnavailableError
+from thumbor_py.errors import HttpError, StorageUnavailableError
 from thumbor_py.repository.build import Repositories
 from thumbor_py.repository.direct import DirectUploads
 from thumbor_py.repository.originals import S3OriginalStorage
+from thumbor_py.repository.service import is_id, record_id
 from thumbor_py.s3client import describe, error_code
 
 RULE_ID = "thumbor-py-temporary-uploads"
@@ -36,17 +40,25 @@ class Report:
     temporaries: list[str] = field(default_factory=list)
     originals: list[str] = field(default_factory=list)
     records: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)  # upload-API originals recorded
+    unreadable: list[str] = field(default_factory=list)  # upload-API originals kept as is
 
     def lines(self, *, dry_run: bool) -> list[str]:
         """One line per item, then a summary."""
         verb = "would remove" if dry_run else "removed"
+        adopt = "would record" if dry_run else "recorded"
         found = [
             *(f"{verb} temporary upload {k}" for k in self.temporaries),
             *(f"{verb} original without a record {k}" for k in self.originals),
             *(f"{verb} record without an object {k}" for k in self.records),
+            *(f"{adopt} upload-API original without a record {k}" for k in self.adopted),
+            *(f"kept unreadable upload-API original without a record {k}" for k in self.unreadable),
         ]
         total = len(self.temporaries), len(self.originals), len(self.records)
-        return [*found, "{}: {} temporary, {} originals, {} records".format(verb, *total)]
+        summary = "{}: {} temporary, {} originals, {} records".format(verb, *total)
+        if self.adopted:
+            summary += f"; {adopt}: {len(self.adopted)} upload-API originals"
+        return [*found, summary]
 
 
 def lifecycle_rules(repositories: Repositories) -> dict[S3OriginalStorage, dict[str, Any]]:
@@ -129,7 +141,12 @@ async def _originals(
     records = direct.records()
     for key, modified in await storage.keys(settings.prefix):
         name = key.removeprefix(settings.prefix)
-        if not _CONTENT_KEY.fullmatch(name) or modified > older:
+        if modified > older:
+            continue
+        if is_id(name):
+            await _upload_api_original(direct, key, report, dry_run=dry_run)
+            continue
+        if not _CONTENT_KEY.fullmatch(name):
             continue
         if await records.get(settings.name, name.partition(".")[0]) is None:
             report.originals.append(key)
@@ -137,6 +154,30 @@ async def _originals(
                 await storage.delete(key)
                 await direct.repository.purge(settings.source_prefix + key)
                 metrics.REPOSITORY.labels(operation="housekeep", outcome="original").inc()
+
+
+async def _upload_api_original(
+    direct: DirectUploads, key: str, report: Report, *, dry_run: bool
+) -> None:
+    """Record an upload-API original that has no record (never remove it)."""
+    repository, records = direct.repository, direct.records()
+    image_id = key.removeprefix(repository.settings.prefix)
+    if await records.get(repository.settings.name, record_id(image_id)) is not None:
+        return
+    if dry_run:
+        report.adopted.append(key)
+        return
+    original = await repository.storage.get(key)
+    if original is None:  # deleted meanwhile
+        return
+    try:
+        described = await repository.describe(original.data, counted=False)
+    except HttpError:
+        report.unreadable.append(key)
+        return
+    await records.add(repository.record(image_id, original.data, described, None))
+    report.adopted.append(key)
+    metrics.REPOSITORY.labels(operation="housekeep", outcome="recorded").inc()
 
 
 async def _records(

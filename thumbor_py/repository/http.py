@@ -58,8 +58,10 @@ def _repository(repositories: Repositories, request: web.Request) -> Repository:
     return repository
 
 
-def _authorize(repository: Repository, request: web.Request, scope: ApiScope) -> None:
-    repository.keys.require(request.headers, scope)
+def _authorize(repository: Repository, request: web.Request, scope: ApiScope) -> str | None:
+    """Check the key; the key's name (the owner of what it uploads), None without a key."""
+    key = repository.keys.require(request.headers, scope)
+    return None if key is None else key.name
 
 
 def _collection(repositories: Repositories) -> Handler:
@@ -67,9 +69,9 @@ def _collection(repositories: Repositories) -> Handler:
         repository = _repository(repositories, request)
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
-        _authorize(repository, request, "upload")
+        owner = _authorize(repository, request, "upload")
         data, slug = await read_body(request, repository)
-        image_id = await repository.create(data, slug)
+        image_id = await repository.create(data, slug, owner)
         return web.Response(status=201, headers={"Location": f"/image/{image_id}", **_NO_STORE})
 
     return collection
@@ -91,8 +93,9 @@ def _item(repositories: Repositories) -> Handler:
             raise web.HTTPMethodNotAllowed(request.method, _allowed(repository))
         image_id = request.match_info["id"]
         if request.method == "PUT":
-            _authorize(repository, request, "upload")
-            await repository.replace(image_id, (await read_body(request, repository))[0])
+            owner = _authorize(repository, request, "upload")
+            data = (await read_body(request, repository))[0]
+            await repository.replace(image_id, data, owner)
             return web.Response(status=204, headers=_NO_STORE)
         if request.method == "DELETE":
             _authorize(repository, request, "delete")

@@ -1,6 +1,9 @@
-"""Image records in MongoDB: one document per original, by tenant and content hash.
+"""Image records in MongoDB: one document per original the repository stores.
 
-``_id`` is ``<tenant>:<sha256>`` (identical uploads are one record); listing by owner or tag
+A record's ``id`` is the sha256 of the bytes for a registered (direct-upload) original, whose
+key is content-addressed (identical uploads are one record), and the 32-hex uuid of a Thumbor
+upload-API original (``POST /image``; its key is ``prefix + uuid[/slug]``); ``sha256`` is
+always the content hash. ``_id`` is ``<tenant>:<id>``; listing by owner or tag
 is cursor-paginated on ``_id`` (a cursor is the last id of a page), served by the compound
 indexes ``(tenant, owner, _id)`` and ``(tenant, tags, _id)``. Any PyMongo failure becomes a
 :class:`~thumbor_py.errors.StorageUnavailableError` (503) here. The collection is PyMongo's
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 class ImageRecord:
     """What the repository knows of one original."""
 
-    id: str  # the sha256 of the bytes, hex
+    id: str  # registered: the sha256 (hex); upload API: the id's 32-hex uuid
     tenant: str
     key: str  # the object key in the original storage
     source: str  # the image path in Thumbor and Cloudimage URLs
@@ -90,6 +93,12 @@ class Collection(Protocol):
         """Insert; ``DuplicateKeyError`` when the ``_id`` exists."""
         ...
 
+    async def replace_one(
+        self, filter: Mapping[str, Any], replacement: Mapping[str, Any], upsert: bool = False
+    ) -> object:
+        """Replace one matching document (insert it with ``upsert``)."""
+        ...
+
     async def delete_one(self, filter: Mapping[str, Any]) -> object:
         """Delete one matching document."""
         ...
@@ -110,6 +119,10 @@ class ImageRecords(Protocol):
 
     async def add(self, record: ImageRecord) -> tuple[ImageRecord, bool]:
         """Insert; when the same content is recorded already, that record and False."""
+        ...
+
+    async def put(self, record: ImageRecord) -> None:
+        """Insert or replace the record of ``record.id`` (the upload API's create and PUT)."""
         ...
 
     async def get(self, tenant: str, image_id: str) -> ImageRecord | None:
@@ -207,6 +220,12 @@ class RecordStore:
                     return record, True
                 return existing, False
         return record, True
+
+    async def put(self, record: ImageRecord) -> None:
+        """Insert or replace (one ``replace_one`` with upsert)."""
+        document = record.document()
+        with self._translated():
+            await self._collection.replace_one({"_id": document["_id"]}, document, upsert=True)
 
     async def get(self, tenant: str, image_id: str) -> ImageRecord | None:
         """The record, or None."""
