@@ -193,16 +193,13 @@ class DirectUploads:
         key = f"{repository.settings.prefix}{digest}.{_EXTENSIONS[info.format]}"
         if await storage.stat(key) is None:
             await storage.put(key, data, info.content_type)
-        record = ImageRecord(
+        record = ImageRecord.of_image(
             id=digest,
             tenant=repository.settings.name,
             key=key,
             source=repository.settings.source_prefix + key,
-            bytes=len(data),
-            width=info.width,
-            height=info.height,
-            format=info.format,
-            content_type=info.content_type,
+            size=len(data),
+            info=info,
             sha256=digest,
             focal_point=metadata.focal_point,
             owner=metadata.owner,

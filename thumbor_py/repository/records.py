@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from thumbor_py.config import RecordsConfig
 from thumbor_py.errors import StorageUnavailableError
+from thumbor_py.repository.checks import ImageInfo
 
 MAX_PAGE = 100
 log = logging.getLogger(__name__)
@@ -50,6 +51,43 @@ class ImageRecord:
     alt: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def of_image(
+        cls,
+        *,
+        id: str,
+        tenant: str,
+        key: str,
+        source: str,
+        size: int,
+        info: ImageInfo,
+        sha256: str,
+        focal_point: tuple[float, float] | None = None,
+        owner: str | None = None,
+        tags: tuple[str, ...] = (),
+        title: str | None = None,
+        alt: str | None = None,
+    ) -> ImageRecord:
+        """The record of an original stored under ``key`` that the decoder described as
+        ``info``, with what its uploader said of it."""
+        return cls(
+            id=id,
+            tenant=tenant,
+            key=key,
+            source=source,
+            bytes=size,
+            width=info.width,
+            height=info.height,
+            format=info.format,
+            content_type=info.content_type,
+            sha256=sha256,
+            focal_point=focal_point,
+            owner=owner,
+            tags=tags,
+            title=title,
+            alt=alt,
+        )
 
     def document(self) -> dict[str, Any]:
         """The MongoDB document."""

@@ -139,16 +139,13 @@ class Repository:
         """The record of the upload-API original ``image_id`` (no focal point)."""
         info, digest = described
         key = self.settings.prefix + image_id
-        return ImageRecord(
+        return ImageRecord.of_image(
             id=record_id(image_id),
             tenant=self.settings.name,
             key=key,
             source=self.settings.source_prefix + key,
-            bytes=len(data),
-            width=info.width,
-            height=info.height,
-            format=info.format,
-            content_type=info.content_type,
+            size=len(data),
+            info=info,
             sha256=digest,
             owner=owner,
         )
