@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -81,9 +82,11 @@ def main() -> None:
         spy = _profile(server, args.profile)
         before = server.cpu_seconds()
         main_before = sum(_main_thread_cpu(pid) for pid in server.workers())
+        threads_before = _threads_cpu(server.pids())
         stats = asyncio.run(run_load(server.port, paths, concurrency=args.connections, total=total))
         cpu = server.cpu_seconds() - before
         main = sum(_main_thread_cpu(pid) for pid in server.workers()) - main_before
+        threads = _threads_cpu(server.pids())
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait()
@@ -96,6 +99,16 @@ def main() -> None:
         f"{1000 * main / max(stats.ok, 1):.3f} ms/request), RSS per worker MiB: {rss}"
     )
     print(f"  {counts}")
+    per_thread = {
+        name: 1000 * (seconds - threads_before.get(name, 0.0)) / max(stats.ok, 1)
+        for name, seconds in threads.items()
+    }
+    print(
+        "  CPU ms/request by thread: "
+        + ", ".join(
+            f"{name} {value:.3f}" for name, value in sorted(per_thread.items()) if value >= 0.001
+        )
+    )
 
 
 def _server(
@@ -141,6 +154,29 @@ def _main_thread_cpu(pid: int) -> float:
         return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / servers.TICKS
+
+
+def _threads_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds per thread name (digits dropped, so a pool's threads add up), every
+    thread of ``pids``; the supervisor's threads are named ``supervisor:...``."""
+    found: dict[str, float] = {}
+    for index, pid in enumerate(pids):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")].rstrip("0123456789_-")
+            name = ("supervisor:" if index == 0 and len(pids) > 1 else "") + (
+                "main" if task == str(pid) else name
+            )
+            fields = stat[stat.rindex(")") + 2 :].split()
+            found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / servers.TICKS
+    return found
 
 
 def _profile(server: servers.Server, out: Path | None) -> subprocess.Popen[bytes] | None:
