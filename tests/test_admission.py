@@ -91,6 +91,7 @@ async def test_a_full_queue_refuses_at_once_and_recovers(executor: ThreadPoolExe
     with pytest.raises(OverloadedError) as refused:
         await process(pipeline, "/unsafe/30x30/coffee.jpg")
     assert refused.value.status == 503
+    assert refused.value.retry_after is not None
     assert refused.value.retry_after >= 1
     assert loader.waiting == 2, "the refused request must not have started loading"
     loader.release.set()

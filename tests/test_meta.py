@@ -96,6 +96,7 @@ STATUS_TABLE: dict[type[HttpError], int] = {
     errors.UpstreamError: 502,
     errors.UpstreamTimeoutError: 504,
     errors.OverloadedError: 503,
+    errors.RetryLaterError: 503,
     errors.UnauthorizedError: 401,
     errors.ConflictError: 409,
     errors.ForbiddenError: 403,

@@ -22,8 +22,6 @@ from thumbor_py.errors import (
     ConflictError,
     HttpError,
     NotReadyError,
-    OverloadedError,
-    RateLimitedError,
     UnauthorizedError,
 )
 from thumbor_py.logs import REQUEST_ID, new_request_id
@@ -276,6 +274,6 @@ def _error_response(request: web.Request, exc: HttpError) -> web.Response:
     error_max_age = request.app[CONFIG_KEY].http.error_max_age
     if exc.status == 404 and error_max_age > 0:
         headers["Cache-Control"] = f"public, max-age={error_max_age}"
-    if isinstance(exc, OverloadedError | RateLimitedError):
+    if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     return web.Response(status=exc.status, text=exc.reason, headers=headers)

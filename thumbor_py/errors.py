@@ -20,13 +20,14 @@
         ├── PreconditionFailedError     412  an upload over the size limit or under the
         │                                    minimum dimensions (Thumbor's upload API)
         ├── UnsupportedMediaTypeError   415  an upload that is not an image
-        ├── RateLimitedError            429, with ``Retry-After``: an API key over its rate
         ├── SourceNotFoundError         404
         ├── ConflictError               409  the server is not configured for this (purge)
         ├── UpstreamError               502
         ├── UpstreamTimeoutError        504
-        ├── OverloadedError             503, with ``Retry-After``
-        │   └── DeadlineExceededError   a render stopped at its deadline
+        ├── RetryLaterError             503, with ``Retry-After`` (``retry_after`` seconds)
+        │   ├── RateLimitedError        429  an API key over its rate
+        │   └── OverloadedError         503  the render queue is full
+        │       └── DeadlineExceededError    a render stopped at its deadline
         ├── NotReadyError               503  ``/readyz``: a dependency does not answer
         └── StorageError                503  a result storage failed (the guard degrades it;
             │                                only purge and a strict /readyz answer with it)
@@ -51,6 +52,8 @@ class HttpError(ThumborPyError):
     """An error answered with ``status`` and a one-line plain-text reason."""
 
     status: int = 500
+    # Seconds for a ``Retry-After`` header; None: the answer carries none.
+    retry_after: int | None = None
 
     @property
     def reason(self) -> str:
@@ -121,14 +124,22 @@ class UnsupportedMediaTypeError(HttpError):
     status = 415
 
 
-class RateLimitedError(HttpError):
+class RetryLaterError(HttpError):
+    """An answer the client should retry after ``retry_after`` seconds (``Retry-After``)."""
+
+    status = 503
+    default_message = "retry later"
+
+    def __init__(self, message: str | None = None, retry_after: int = 1):
+        super().__init__(message or self.default_message)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetryLaterError):
     """An API key is over its request rate (429); the client should retry later."""
 
     status = 429
-
-    def __init__(self, message: str = "rate limit exceeded, retry later", retry_after: int = 1):
-        super().__init__(message)
-        self.retry_after = retry_after
+    default_message = "rate limit exceeded, retry later"
 
 
 class ConflictError(HttpError):
@@ -162,14 +173,11 @@ class UpstreamTimeoutError(HttpError):
     status = 504
 
 
-class OverloadedError(HttpError):
+class OverloadedError(RetryLaterError):
     """The render queue is full (503); the client should retry later."""
 
     status = 503
-
-    def __init__(self, message: str = "server overloaded, retry later", retry_after: int = 1):
-        super().__init__(message)
-        self.retry_after = retry_after
+    default_message = "server overloaded, retry later"
 
 
 class StorageError(HttpError):
