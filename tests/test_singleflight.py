@@ -38,10 +38,15 @@ async def test_concurrent_calls_share_one_execution_and_its_error() -> None:
 
 
 async def test_a_cancelled_caller_does_not_cancel_the_others() -> None:
+    """The first caller runs the execution in its own task; when it is cancelled, a caller
+    that joined it starts over and runs it itself, instead of being cancelled with it."""
     flights: SingleFlight[str, str] = SingleFlight()
     release = asyncio.Event()
+    calls = 0
 
     async def work() -> str:
+        nonlocal calls
+        calls += 1
         await release.wait()
         return "done"
 
@@ -49,7 +54,10 @@ async def test_a_cancelled_caller_does_not_cancel_the_others() -> None:
     second = asyncio.create_task(flights.run("k", work))
     await asyncio.sleep(0)
     first.cancel()
+    await asyncio.sleep(0)
     release.set()
     assert await second == "done"
     with pytest.raises(asyncio.CancelledError):
         await first
+    assert calls == 2
+    assert not flights.running("k")

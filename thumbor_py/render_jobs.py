@@ -63,13 +63,14 @@ class Admitted:
         waits for a thread, the job is dropped and never starts. The job holds the slot
         until it has finished (or was dropped)."""
         metrics.QUEUE_DEPTH.inc()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        settle = functools.partial(_settle, answer, self.slot if self.slot.hold() else None)
         run = functools.partial(_in_thread, time.perf_counter(), self.deadline, job, stage)
         future = self.executor.submit(contextvars.copy_context().run, run)
-        if self.slot.hold():
-            loop = asyncio.get_running_loop()
-            future.add_done_callback(functools.partial(_on_loop, loop, self.slot.done))
+        future.add_done_callback(functools.partial(_on_loop, loop, settle))
         try:
-            return await asyncio.wrap_future(future)
+            return await answer
         except asyncio.CancelledError:
             if future.cancel():
                 metrics.QUEUE_DEPTH.dec()
@@ -112,10 +113,27 @@ class RenderJobs:
         self._pending -= 1
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None], _: Future[T]) -> None:
-    """A thread job's done callback: run ``callback`` on the event loop."""
+def _on_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[Future[T]], None], done: Future[T]
+) -> None:
+    """A thread job's done callback: ``callback(done)`` on the event loop, one wake-up."""
     with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
-        loop.call_soon_threadsafe(callback)
+        loop.call_soon_threadsafe(callback, done)
+
+
+def _settle(answer: asyncio.Future[T], slot: _Slot | None, done: Future[T]) -> None:
+    """On the loop, once a thread job finished (or was dropped): free its hold on the
+    slot, and hand its outcome to the request, unless that stopped waiting."""
+    if slot is not None:
+        slot.done()
+    if answer.cancelled():
+        return
+    if done.cancelled():
+        answer.cancel()
+    elif (error := done.exception()) is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(done.result())
 
 
 def _in_thread(

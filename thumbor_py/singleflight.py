@@ -9,7 +9,6 @@ threads (:meth:`SingleFlight.run_blocking`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Future
@@ -17,6 +16,10 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
+
+
+class _Abandoned(Exception):
+    """The caller running an execution was cancelled: those that joined it start over."""
 
 
 class SingleFlight(Generic[K, T]):
@@ -56,24 +59,36 @@ class SingleFlight(Generic[K, T]):
             del self._running[key]
 
     async def run(self, key: K, make: Callable[[], Awaitable[T]]) -> T:
-        """Await the execution under way for ``key``, or start ``make()`` as one.
+        """Await the execution under way for ``key``, or run ``make()`` as one.
 
-        The execution runs as its own task: a caller that is cancelled stops waiting for
-        it, but the others still get its result.
+        The first caller runs ``make()`` in its own task: no extra task, so no extra turns
+        of the event loop, on the common path where nobody joins. If that caller is
+        cancelled, the callers that joined it start over (one of them runs ``make()``
+        again) instead of being cancelled with it.
         """
-        future, leader = self._join(key)
-        if leader:
-            task = asyncio.ensure_future(make())
-            task.add_done_callback(
-                functools.partial(self._task_done, key, future)  # type: ignore[arg-type]
-            )
-            # The leader awaits its task itself: waiting through the thread-safe future
-            # would cost a wake-up of the event loop (a self-pipe write) per request.
-            return await asyncio.shield(task)
-        return await asyncio.shield(asyncio.wrap_future(future))
+        while True:
+            future, leader = self._join(key)
+            if leader:
+                return await self._lead(key, future, make)
+            try:
+                return await asyncio.shield(asyncio.wrap_future(future))
+            except _Abandoned:
+                continue
 
-    def _task_done(self, key: K, future: Future[T], task: asyncio.Task[T]) -> None:
-        self._settle(key, future, task.result)
+    async def _lead(self, key: K, future: Future[T], make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            value = await make()
+        except asyncio.CancelledError:
+            self._forget(key)
+            future.set_exception(_Abandoned())
+            raise
+        except BaseException as exc:  # every caller that joined re-raises it
+            self._forget(key)
+            future.set_exception(exc)
+            raise
+        self._forget(key)
+        future.set_result(value)
+        return value
 
     def run_blocking(self, key: K, make: Callable[[], T]) -> T:
         """In a thread: wait for the execution under way for ``key``, or run ``make()``."""
