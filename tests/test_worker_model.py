@@ -187,6 +187,24 @@ def test_banner_comes_after_binding_as_json_and_shutdown_is_logged(tmp_path: Pat
     assert len(stopped) == 2, messages
 
 
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_workers_run_the_configured_event_loop(tmp_path: Path, event_loop: str) -> None:
+    """uvloop by default; ``server.event_loop: asyncio`` runs asyncio's own loop. Each worker
+    names its loop when it starts serving, and both serve images and hand-overs alike."""
+    setting = "" if event_loop == "uvloop" else ", event_loop: asyncio"
+    running = _start(tmp_path, f"workers: 2, access_log: false{setting}")
+    try:
+        wait_for_port(running.port)
+        running.wait_serving(2)
+        for _ in range(4):  # new connections: some are handed over to the sibling
+            with socket.create_connection(("127.0.0.1", running.port), timeout=10) as client:
+                client.sendall(b"GET /unsafe/40x30/coffee.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert client.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        assert _stop(running) == 0
+    assert running.text().count(f"{event_loop} event loop)") == 2, running.text()
+
+
 def test_no_banner_when_the_port_is_taken(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -39,6 +39,7 @@ class ServerConfig:
     access_log: bool = True
     log_format: Literal["plain", "json"] = "plain"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Worker model: connection balancing, slow clients, supervision (see thumbor_py/server.py).
     balance_connections: bool = True
     header_timeout: float = 10.0
