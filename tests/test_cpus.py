@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from thumbor_py.cpus import available_cpus, cpu_quota
+from thumbor_py.cpus import available_cpus, cpu_quota, worker_cpus
 
 
 def _tree(root: Path, files: dict[str, str]) -> None:
@@ -67,3 +67,24 @@ def test_the_tightest_limit_wins(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     proc.write_text("0::/a\n")
     assert cpu_quota(root=tmp_path, proc_cgroup=proc) == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize(
+    ("workers", "allowed", "quota", "expected"),
+    [
+        pytest.param(2, {0, 1}, None, [0, 1], id="one-worker-per-cpu"),
+        pytest.param(3, {5, 2, 9}, None, [2, 5, 9], id="the-allowed-cpus-in-order"),
+        pytest.param(4, {0, 1, 2, 3}, "400000 100000", [0, 1, 2, 3], id="quota-covers-them"),
+        pytest.param(2, {0, 1, 2, 3}, None, None, id="fewer-workers-than-cpus"),
+        pytest.param(4, {0, 1}, None, None, id="more-workers-than-cpus"),
+        pytest.param(1, {0}, None, None, id="one-worker"),
+        pytest.param(4, {0, 1, 2, 3}, "200000 100000", None, id="quota-below-the-cpus"),
+    ],
+)
+def test_worker_cpus_pin_only_a_server_that_owns_its_cpus(
+    tmp_path: Path, workers: int, allowed: set[int], quota: str | None, expected: list[int] | None
+) -> None:
+    _tree(tmp_path, {"cpu.max": quota or "max 100000"})
+    proc = tmp_path / "proc"
+    proc.write_text("0::/\n")
+    assert worker_cpus(workers, root=tmp_path, proc_cgroup=proc, allowed=allowed) == expected

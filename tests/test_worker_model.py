@@ -202,7 +202,52 @@ def test_workers_run_the_configured_event_loop(tmp_path: Path, event_loop: str) 
                 assert client.recv(100).startswith(b"HTTP/1.1 200")
     finally:
         assert _stop(running) == 0
-    assert running.text().count(f"{event_loop} event loop)") == 2, running.text()
+    assert running.text().count(f"{event_loop} event loop, ") == 2, running.text()
+
+
+def _allowed_cpus(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no Cpus_allowed_list for {pid}")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("pin", [True, False])
+def test_one_worker_per_cpu_is_pinned_to_its_own(tmp_path: Path, pin: bool) -> None:
+    """With as many workers as CPUs, ``pin_workers`` (the default) gives each worker (and
+    every thread it starts) a CPU of its own, the same again for a worker that replaces a
+    dead one; ``pin_workers: false`` leaves every worker on all of them."""
+    cpus = sorted(os.sched_getaffinity(0))
+    running = _start(
+        tmp_path, f"workers: {len(cpus)}, access_log: false, pin_workers: {str(pin).lower()}"
+    )
+    try:
+        wait_for_port(running.port)
+        running.wait_serving(len(cpus))
+        workers = running.workers()
+        everything = _allowed_cpus(running.process.pid)
+        pinned = sorted(_allowed_cpus(pid) for pid in workers)
+        if not pin:
+            assert pinned == [everything] * len(cpus)
+            return
+        assert pinned == sorted(str(cpu) for cpu in cpus)
+        threads = {_allowed_cpus(int(task)) for task in os.listdir(f"/proc/{workers[0]}/task")}
+        assert threads == {_allowed_cpus(workers[0])}  # every thread on the worker's one CPU
+        before = {pid: _allowed_cpus(pid) for pid in workers}
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(set(running.workers()) - set(workers)) < 1:
+            assert time.monotonic() < deadline, running.text()
+            time.sleep(0.05)
+        (replacement,) = set(running.workers()) - set(workers)
+        deadline = time.monotonic() + 30
+        while _allowed_cpus(replacement) != before[workers[0]]:
+            assert time.monotonic() < deadline, (_allowed_cpus(replacement), before)
+            time.sleep(0.05)
+    finally:
+        assert _stop(running) == 0
+    assert f"CPU {cpus[0]})" in running.text()
 
 
 def test_no_banner_when_the_port_is_taken(tmp_path: Path) -> None:

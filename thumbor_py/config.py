@@ -42,6 +42,7 @@ class ServerConfig:
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Worker model: connection balancing, slow clients, supervision (see thumbor_py/server.py).
     balance_connections: bool = True
+    pin_workers: bool = True
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     restart_delay: float = 0.5

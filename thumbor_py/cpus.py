@@ -5,6 +5,10 @@ would fork one worker per host CPU. The quota comes from cgroup v2 (``cpu.max``:
 100000"`` or ``"200000 100000"``) or cgroup v1 (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``,
 -1 meaning none), read for this process's cgroup and every ancestor (the tightest wins),
 rounded up, at least 1 and at most the affinity count.
+
+:func:`worker_cpus` decides whether each worker gets a CPU of its own
+(``server.pin_workers``): only with exactly one worker per allowed CPU and no quota below
+that, so the server owns those CPUs and pinning cannot leave a worker waiting for a busy one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,26 @@ def available_cpus(
     if quota is None:
         return max(allowed, 1)
     return max(1, min(allowed, math.ceil(quota)))
+
+
+def worker_cpus(
+    workers: int,
+    *,
+    root: Path = CGROUP_ROOT,
+    proc_cgroup: Path = PROC_CGROUP,
+    allowed: set[int] | None = None,
+) -> list[int] | None:
+    """The CPU each of ``workers`` workers is pinned to (worker ``i`` to the ``i``-th), or
+    None to leave them to the scheduler: one worker, a count other than the allowed CPUs'
+    (the operator chose another layout), or a quota below them (a 2-CPU limit on a 64-CPU
+    node: the kernel must be free to run the workers anywhere)."""
+    cpus = sorted(allowed if allowed is not None else os.sched_getaffinity(0))
+    if workers < 2 or workers != len(cpus):
+        return None
+    quota = cpu_quota(root=root, proc_cgroup=proc_cgroup)
+    if quota is not None and quota < len(cpus):
+        return None
+    return cpus
 
 
 def cpu_quota(*, root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> float | None:

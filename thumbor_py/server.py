@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 
 from thumbor_py.config import Config
-from thumbor_py.cpus import available_cpus
+from thumbor_py.cpus import available_cpus, worker_cpus
 from thumbor_py.metrics import MULTIPROC_ENV
 from thumbor_py.shared_masters import FOLDER_ENV
 
@@ -151,6 +151,7 @@ class _Workers:
             for end in pair:
                 end.setblocking(False)
         self._supervisor = os.getpid()
+        self._cpus = worker_cpus(count) if config.server.pin_workers else None
 
     def start(self, slot: int) -> None:
         """In the forked worker: keep this slot's socket and inbox, close the rest, serve."""
@@ -158,6 +159,8 @@ class _Workers:
         from thumbor_py.worker import run_worker
 
         _die_with(self._supervisor)
+        if self._cpus is not None:  # before any thread starts: they all inherit it
+            os.sched_setaffinity(0, {self._cpus[slot]})
         mine = self._sockets[slot % len(self._sockets)]
         for other in self._sockets:
             if other is not mine:

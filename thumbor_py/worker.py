@@ -92,11 +92,13 @@ async def _serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     acceptor.start(server)
+    cpus = os.sched_getaffinity(0)
     log.info(
-        "worker %d serving (pid %d, %s event loop)",
+        "worker %d serving (pid %d, %s event loop, %s)",
         acceptor.slot,
         os.getpid(),
         config.server.event_loop,
+        f"CPU {min(cpus)}" if len(cpus) == 1 else f"{len(cpus)} CPUs",
     )
     if ready is not None:
         ready()
