@@ -79,7 +79,11 @@ def main() -> None:
     )
     pool = ProcessPoolExecutor(processes, initializer=_start, initargs=(config,))
     app = create_app(config)
-    app[PIPELINE_KEY]._executor = PoolAdapter(pool)
+    pipeline = app[PIPELINE_KEY]
+    pipeline._jobs._executor = PoolAdapter(pool)
+    # Sources are read on the loop's I/O thread, so that each render job is a plain
+    # Renderer.render call the adapter can ship (not a read-then-render closure).
+    pipeline._sources.reader = lambda _name: None
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
