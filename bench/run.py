@@ -1,6 +1,6 @@
 """Side-by-side benchmark: raw Pillow in-process, thumbor-py, and Thumbor 7.8.
 
-    .venv/bin/python bench/run.py            # the full run (about 25 minutes on 2 cores)
+    .venv/bin/python bench/run.py            # the full run (about 35 minutes on 2 cores)
     .venv/bin/python bench/run.py --quick    # a sanity run (about 6 minutes)
     .venv/bin/python bench/run.py --skip compare,workers,health,rss   # connections only
 
