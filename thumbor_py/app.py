@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import re
@@ -210,18 +211,26 @@ def _respond(
     return web.Response(body=body, headers=headers)
 
 
+@contextlib.asynccontextmanager
+async def started(app: web.Application) -> AsyncIterator[web.Application]:
+    """``app`` with its plugins' clients started, as serving would, for a one-off command
+    (``purge``, ``storage setup``, ``housekeep``); stopped again on the way out."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        yield app
+    finally:
+        await runner.cleanup()
+
+
 async def purge_source(config: Config, source: str) -> int:
     """Purge ``source`` from the configured result storage (the ``purge`` command)."""
     app = create_app(config)
     storage = app.get(STORAGE_KEY)
     if storage is None:
         raise ConfigError("result_storage.use: no result storage is configured")
-    runner = web.AppRunner(app)
-    await runner.setup()  # starts the plugins' clients, as serving would
-    try:
+    async with started(app):
         return await app[COHERENCE_KEY].purge(source, storage.purge)
-    finally:
-        await runner.cleanup()
 
 
 async def purge(request: web.Request) -> web.Response:

@@ -160,21 +160,15 @@ def _hash_key(_args: argparse.Namespace) -> int:
 
 
 def _with_repositories(config: Config, action: Any) -> int:
-    from aiohttp import web
-
-    from thumbor_py.app import REPOSITORIES_KEY, create_app
+    from thumbor_py.app import REPOSITORIES_KEY, create_app, started
 
     async def run() -> None:
         app = create_app(config)
         repositories = app.get(REPOSITORIES_KEY)
         if repositories is None:
             raise ConfigError("repository.enabled: no repository is enabled")
-        runner = web.AppRunner(app)
-        await runner.setup()  # starts the storages' clients, as serving would
-        try:
+        async with started(app):
             await action(repositories)
-        finally:
-            await runner.cleanup()
 
     try:
         asyncio.run(run())
