@@ -7,8 +7,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
@@ -55,6 +56,36 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+def serve_process(
+    config: Path,
+    port: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+    stderr: IO[bytes] | int | None = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """`thumbor-py serve` from this checkout on ``port`` with ``config``; the environment's
+    metrics folder is dropped, so the server makes its own as in production."""
+    environment = dict(os.environ if env is None else env)
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "thumbor_py", "serve", "--config", str(config)]
+    return subprocess.Popen(
+        [*command, "--port", str(port)], cwd=REPO, env=environment, stdout=stdout, stderr=stderr
+    )
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, so the supervisor stops its workers (a kill would orphan them); SIGKILL if
+    it has not exited within 20 s. Returns the exit status."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

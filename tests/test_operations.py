@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO, free_port, wait_for_port
+from tests.conftest import REPO, free_port, serve_process, stop_server, wait_for_port
 from thumbor_py.app import create_app
 from thumbor_py.config import Config
 from thumbor_py.logs import JsonFormatter, RequestIdFilter
@@ -157,26 +155,12 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]
         f"{storage}}}}}\n"
         "server: {workers: 2, request_timeout: 20}\n"
     )
-    env = dict(os.environ)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "thumbor_py", "serve", "--config", str(config), "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = serve_process(config, port, stderr=subprocess.PIPE)
     try:
         wait_for_port(port)
         yield process, port, storage
     finally:
-        if process.poll() is None:
-            process.terminate()  # the supervisor stops its workers; a kill would orphan them
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        process.wait(timeout=10)
+        stop_server(process)
 
 
 async def test_metrics_aggregate_across_worker_processes(

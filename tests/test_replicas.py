@@ -22,7 +22,7 @@ import boto3
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, free_port, wait_for_port
+from tests.conftest import REPO, free_port, serve_process, stop_server, wait_for_port
 
 TOKEN = "replica-token"
 RED, BLUE = (220, 20, 20), (20, 20, 220)
@@ -62,25 +62,12 @@ def write_config(
 def serving(config: Path) -> Iterator[str]:
     """A `thumbor-py serve` process for ``config``; yields its base URL."""
     port = free_port()
-    env = dict(os.environ)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "thumbor_py", "serve", "--config", str(config), "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = serve_process(config, port)
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()  # the supervisor stops its workers
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_server(process)  # the supervisor stops its workers
 
 
 async def color(session: aiohttp.ClientSession, url: str) -> str:

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, wait_for_port
+from tests.conftest import REPO, free_port, serve_process, stop_server, wait_for_port
 from tests.test_operations import total
 
 
@@ -57,27 +56,10 @@ def _start(tmp_path: Path, server: str, *, port: int | None = None) -> Running:
         f"server: {{{server}}}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBOR_PY_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = tmp_path / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "thumbor_py", "serve", "-c", str(config), "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        process = serve_process(config, port, env=env, stdout=out, stderr=subprocess.STDOUT)
     return Running(process, port, log)
-
-
-def _stop(running: Running) -> int:
-    if running.process.poll() is None:
-        running.process.terminate()
-    try:
-        return running.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        running.process.kill()
-        return running.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -88,7 +70,7 @@ def two_workers(tmp_path: Path) -> Iterator[Running]:
         running.wait_serving(2)
         yield running
     finally:
-        _stop(running)
+        stop_server(running.process)
 
 
 async def _request(
@@ -177,7 +159,7 @@ def test_banner_comes_after_binding_as_json_and_shutdown_is_logged(tmp_path: Pat
         wait_for_port(running.port)
         time.sleep(0.5)
     finally:
-        code = _stop(running)
+        code = stop_server(running.process)
     assert code == 0
     lines = [json.loads(line) for line in running.text().splitlines()]  # every line is JSON
     messages = [line["message"] for line in lines]
@@ -201,7 +183,7 @@ def test_workers_run_the_configured_event_loop(tmp_path: Path, event_loop: str) 
                 client.sendall(b"GET /unsafe/40x30/coffee.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert client.recv(100).startswith(b"HTTP/1.1 200")
     finally:
-        assert _stop(running) == 0
+        assert stop_server(running.process) == 0
     assert running.text().count(f"{event_loop} event loop, ") == 2, running.text()
 
 
@@ -246,7 +228,7 @@ def test_one_worker_per_cpu_is_pinned_to_its_own(tmp_path: Path, pin: bool) -> N
             assert time.monotonic() < deadline, (_allowed_cpus(replacement), before)
             time.sleep(0.05)
     finally:
-        assert _stop(running) == 0
+        assert stop_server(running.process) == 0
     assert f"CPU {cpus[0]})" in running.text()
 
 
@@ -275,7 +257,7 @@ def test_one_worker_closes_a_silent_connection_after_header_timeout(tmp_path: Pa
             prompt.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
             assert prompt.recv(100).startswith(b"HTTP/1.1 200")
     finally:
-        assert _stop(running) == 0
+        assert stop_server(running.process) == 0
     assert "stopped: drained" in running.text()
 
 
@@ -292,4 +274,4 @@ async def test_one_shared_socket_spreads_too(tmp_path: Path) -> None:
             assert max(counts.values()) - min(counts.values()) <= 1, (count, counts)
             await _settled(running.port)
     finally:
-        assert _stop(running) == 0
+        assert stop_server(running.process) == 0
