@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
+from tests.test_operations import samples
 from thumbor_py.app import create_app
 from thumbor_py.config import Config
 from thumbor_py.logs import AccessLogger
@@ -125,25 +125,14 @@ async def test_access_log_counts_body_bytes_and_warns_on_5xx(
     assert records["/unsafe/300x300/filters:blur(20)/rocket.jpg"].levelno == logging.WARNING
 
 
-def metric_samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    found: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                found[tuple(sorted(sample.labels.items()))] = sample.value
-    return found
-
-
 async def test_request_latency_histogram_by_status_class(aiohttp_client: Any) -> None:
     client = await aiohttp_client(create_app(make_config(metrics={})))
-    before = metric_samples(
+    before = samples(
         await (await client.get("/metrics")).text(), "thumbor_py_request_seconds_count"
     )
     await client.get("/healthcheck")
     await client.get("/unsafe/10x10/nope.jpg")
-    after = metric_samples(
-        await (await client.get("/metrics")).text(), "thumbor_py_request_seconds_count"
-    )
+    after = samples(await (await client.get("/metrics")).text(), "thumbor_py_request_seconds_count")
 
     def delta(status_class: str) -> float:
         key = (("status_class", status_class),)
@@ -182,10 +171,10 @@ def test_process_metrics_and_latency_aggregate_across_workers(tmp_path: Path) ->
     first, _, text = result.stdout.partition("\n")
     parent, child = first.split()
     for name in ("process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"):
-        found = metric_samples(text, name)
+        found = samples(text, name)
         pids = {dict(labels)["pid"] for labels in found}
         assert pids == {parent, child}, (name, found)
-    assert metric_samples(text, "process_resident_memory_bytes")[(("pid", parent),)] > 1_000_000
-    counts = metric_samples(text, "thumbor_py_request_seconds_count")
+    assert samples(text, "process_resident_memory_bytes")[(("pid", parent),)] > 1_000_000
+    counts = samples(text, "thumbor_py_request_seconds_count")
     assert counts[(("status_class", "2xx"),)] == 1
     assert counts[(("status_class", "5xx"),)] == 1
