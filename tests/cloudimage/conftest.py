@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from tests.loaders.http_origin import origin_app
+from tests.loaders.http_origin import serving_origin
 from thumbor_py.app import create_app
 from thumbor_py.config import Config
 
@@ -59,10 +59,8 @@ def tenants_config(origin: str, **site: Any) -> dict[str, Any]:
 @pytest.fixture
 async def origin() -> AsyncIterator[str]:
     """Base URL of the local HTTP origin on 127.0.0.1 (``/image.jpg`` is chelsea, 451x300)."""
-    server = TestServer(origin_app(), host="127.0.0.1")
-    await server.start_server()
-    yield f"http://127.0.0.1:{server.port}"
-    await server.close()
+    async with serving_origin() as base:
+        yield base
 
 
 @pytest.fixture

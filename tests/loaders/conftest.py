@@ -6,27 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from tests.loaders.http_origin import ALT_HOST, LoaderFactory, origin_app, raw_client
+from tests.loaders.http_origin import ALT_HOST, LoaderFactory, raw_client, serving_origin
 
 
 @pytest.fixture
 async def origin() -> AsyncIterator[str]:
     """Base URL of the origin on 127.0.0.1."""
-    server = TestServer(origin_app(), host="127.0.0.1")
-    await server.start_server()
-    yield f"http://127.0.0.1:{server.port}"
-    await server.close()
+    async with serving_origin() as base:
+        yield base
 
 
 @pytest.fixture
 async def alt_origin() -> AsyncIterator[str]:
     """Base URL of the same origin on 127.0.0.2 (opened with ``allowed_networks``)."""
-    server = TestServer(origin_app(), host=ALT_HOST)
-    await server.start_server()
-    yield f"http://{ALT_HOST}:{server.port}"
-    await server.close()
+    async with serving_origin(ALT_HOST) as base:
+        yield base
 
 
 @pytest.fixture

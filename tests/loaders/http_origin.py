@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.test_utils import TestServer
 
 from loaders.http import HttpLoader
 from thumbor_py.plugins import PluginContext
@@ -129,6 +131,17 @@ def origin_app() -> web.Application:
     app.router.add_get("/no-location", _no_location)
     app.router.add_get("/echo/{tail:.*}", _echo)
     return app
+
+
+@contextlib.asynccontextmanager
+async def serving_origin(host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """:func:`origin_app` served on ``host``; yields its base URL."""
+    server = TestServer(origin_app(), host=host)
+    await server.start_server()
+    try:
+        yield f"http://{host}:{server.port}"
+    finally:
+        await server.close()
 
 
 async def raw_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
