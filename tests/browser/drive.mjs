@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { BASE_FLAGS } from './chromium_flags.mjs';
 
 const require = createRequire(import.meta.url);
 const esbuild = require('esbuild');
@@ -26,16 +27,6 @@ const { chromium } = require('playwright-core');
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ABOVE_THE_FOLD = ['hero', 'fixed', 'private', 'ratio'];
 const LAZY = 'lazy';
-// The flags the project allows, plus what each run needs (added in `launch`).
-const BASE_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 async function bundlePlugin(outDir) {
   await esbuild.build({

@@ -5,19 +5,10 @@
 
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import { BASE_FLAGS } from './chromium_flags.mjs';
 
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
-
-const BASE_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 async function main() {
   const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
