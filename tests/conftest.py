@@ -20,6 +20,15 @@ from thumbor_py.assembly import apply_process_settings
 apply_process_settings()
 
 REPO = Path(__file__).resolve().parent.parent
+# The metadata stores' tests run against in-memory doubles, and also against a real MongoDB
+# when this names one (none can be installed on the development machines).
+MONGODB_URI = os.environ.get("THUMBOR_PY_TEST_MONGODB_URI")
+REAL_MONGODB = pytest.param(
+    "mongodb",
+    marks=pytest.mark.skipif(
+        not MONGODB_URI, reason="set THUMBOR_PY_TEST_MONGODB_URI to run against MongoDB"
+    ),
+)
 SAMPLES = REPO / "samples"
 
 

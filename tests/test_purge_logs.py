@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import multiprocessing
-import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -14,14 +13,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import MONGODB_URI, REAL_MONGODB
 from tests.result_storages.memory_collection import MemoryCollection, MemoryUpdateResult
 from thumbor_py.assembly import build_purge_log
 from thumbor_py.coherence import MemoryPurgeLog, PurgeLog, PurgeLogError, PurgeRecord
 from thumbor_py.config import Config
 from thumbor_py.errors import ConfigError
 from thumbor_py.purge_logs import FilePurgeLog, MongoPurgeLog
-
-MONGODB_URI = os.environ.get("THUMBOR_PY_TEST_MONGODB_URI")
 
 
 class PurgeCollection(MemoryCollection):
@@ -49,12 +47,7 @@ BACKENDS = [
     "memory",
     "file",
     "mongodb-double",
-    pytest.param(
-        "mongodb",
-        marks=pytest.mark.skipif(
-            not MONGODB_URI, reason="set THUMBOR_PY_TEST_MONGODB_URI to run against MongoDB"
-        ),
-    ),
+    REAL_MONGODB,
 ]
 
 

@@ -3,27 +3,23 @@ server) and, when THUMBOR_PY_TEST_MONGODB_URI is set, a real MongoDB."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.conftest import MONGODB_URI, REAL_MONGODB
 from tests.repository.records_collection import RecordsCollection
 from thumbor_py.repository.bucket_records import BucketRecords
 from thumbor_py.repository.originals import S3OriginalStorage
 from thumbor_py.repository.records import ImageRecord, ImageRecords, RecordStore
 from thumbor_py.s3client import S3Settings
 
-MONGODB_URI = os.environ.get("THUMBOR_PY_TEST_MONGODB_URI")
 BACKENDS = [
     "memory",
     "bucket",
-    pytest.param(
-        "mongodb",
-        marks=pytest.mark.skipif(not MONGODB_URI, reason="set THUMBOR_PY_TEST_MONGODB_URI"),
-    ),
+    REAL_MONGODB,
 ]
 
 

@@ -6,7 +6,6 @@ housekeeping sweep records upload-API originals that have none instead of removi
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -17,6 +16,7 @@ import boto3
 import pytest
 from pymongo.errors import AutoReconnect
 
+from tests.conftest import MONGODB_URI, REAL_MONGODB
 from tests.repository.conftest import ADMIN, BLUE, UPLOADER, auth, file_config, jpeg, png
 from tests.repository.records_collection import RecordsCollection
 from tests.repository.test_direct_uploads import MILUV, direct_config, originals, presign, register
@@ -24,14 +24,10 @@ from thumbor_py.app import REPOSITORIES_KEY, create_app
 from thumbor_py.repository import housekeeping
 from thumbor_py.repository.records import RecordStore
 
-MONGODB_URI = os.environ.get("THUMBOR_PY_TEST_MONGODB_URI")
 BACKENDS = [
     "mongodb-double",
     "bucket",
-    pytest.param(
-        "mongodb",
-        marks=pytest.mark.skipif(not MONGODB_URI, reason="set THUMBOR_PY_TEST_MONGODB_URI"),
-    ),
+    REAL_MONGODB,
 ]
 ADMIN_HEADERS = {**MILUV, **auth(ADMIN)}
 

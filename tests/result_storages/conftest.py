@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.conftest import MONGODB_URI, REAL_MONGODB
 from tests.result_storages.memory_collection import MemoryCollection
 
-MONGODB_URI = os.environ.get("THUMBOR_PY_TEST_MONGODB_URI")
 BACKENDS = [
     "memory",
-    pytest.param(
-        "mongodb",
-        marks=pytest.mark.skipif(
-            not MONGODB_URI, reason="set THUMBOR_PY_TEST_MONGODB_URI to run against MongoDB"
-        ),
-    ),
+    REAL_MONGODB,
 ]
 
 
