@@ -172,11 +172,6 @@ def srcset_paths(seed: int = 1) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def srcset_raw(path: Path) -> bytes:
-    """Unused directly: the srcset raw figure is the mean over its URLs (see run.py)."""
-    raise NotImplementedError
-
-
 def workloads() -> list[Workload]:
     """Every workload, in the order the benchmark runs them."""
 

@@ -44,6 +44,9 @@ class SyncLoader:
         pytest.param({"server": {"request_timeout": -5}}, r"server\.request_timeout", id="timeout"),
         pytest.param({"server": {"request_timeout": 0}}, r"server\.request_timeout", id="t0"),
         pytest.param({"server": {"workers": -1}}, r"server\.workers", id="workers"),
+        pytest.param(
+            {"server": {"malloc_retain_bytes": -1}}, r"server\.malloc_retain_bytes", id="retain"
+        ),
         pytest.param({"security": {"key": ""}}, r"security\.key", id="empty-key"),
         pytest.param(
             {"security": {"key": "", "allow_unsafe": True}}, r"security\.key", id="empty-unsafe"

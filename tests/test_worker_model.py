@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REPO, free_port, serve_process, stop_server, wait_for_port
 from tests.test_operations import total
+from thumbor_py import allocator
 
 
 @dataclass
@@ -170,10 +171,13 @@ def test_banner_comes_after_binding_as_json_and_shutdown_is_logged(tmp_path: Pat
 
 
 @pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
-def test_workers_run_the_configured_event_loop(tmp_path: Path, event_loop: str) -> None:
+def test_workers_run_the_configured_event_loop_and_allocator(
+    tmp_path: Path, event_loop: str
+) -> None:
     """uvloop by default; ``server.event_loop: asyncio`` runs asyncio's own loop. Each worker
-    names its loop when it starts serving, and both serve images and hand-overs alike."""
-    setting = "" if event_loop == "uvloop" else ", event_loop: asyncio"
+    names its loop and its allocator tuning when it starts serving, and both serve images and
+    hand-overs alike. (The asyncio run also turns the tuning off.)"""
+    setting = "" if event_loop == "uvloop" else ", event_loop: asyncio, malloc_retain_bytes: 0"
     running = _start(tmp_path, f"workers: 2, access_log: false{setting}")
     try:
         wait_for_port(running.port)
@@ -184,7 +188,11 @@ def test_workers_run_the_configured_event_loop(tmp_path: Path, event_loop: str) 
                 assert client.recv(100).startswith(b"HTTP/1.1 200")
     finally:
         assert stop_server(running.process) == 0
-    assert running.text().count(f"{event_loop} event loop, ") == 2, running.text()
+    text = running.text()
+    assert text.count(f"{event_loop} event loop, ") == 2, text
+    tuned = event_loop == "uvloop" and allocator.glibc() is not None
+    logged = "allocator keeps 32 MiB free per arena" if tuned else "allocator defaults"
+    assert text.count(logged) == 2, text
 
 
 def _allowed_cpus(pid: int) -> str:
@@ -229,7 +237,7 @@ def test_one_worker_per_cpu_is_pinned_to_its_own(tmp_path: Path, pin: bool) -> N
             time.sleep(0.05)
     finally:
         assert stop_server(running.process) == 0
-    assert f"CPU {cpus[0]})" in running.text()
+    assert f"CPU {cpus[0]}, " in running.text()
 
 
 def test_no_banner_when_the_port_is_taken(tmp_path: Path) -> None:

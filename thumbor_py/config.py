@@ -43,6 +43,8 @@ class ServerConfig:
     # Worker model: connection balancing, slow clients, supervision (see thumbor_py/server.py).
     balance_connections: bool = True
     pin_workers: bool = True
+    # glibc: free memory each allocator arena keeps for the next render (thumbor_py/allocator.py).
+    malloc_retain_bytes: int = 32 * 1024 * 1024
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     restart_delay: float = 0.5

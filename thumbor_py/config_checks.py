@@ -82,6 +82,11 @@ def validate_ranges(config: Config) -> None:
         )
     if server.workers < 0:
         raise ConfigError(f"server.workers: must be 0 (one per CPU) or more, got {server.workers}")
+    if server.malloc_retain_bytes < 0:
+        raise ConfigError(
+            f"server.malloc_retain_bytes: must be 0 (allocator defaults) or more, "
+            f"got {server.malloc_retain_bytes}"
+        )
     if config.security.key == "":
         raise ConfigError("security.key: must not be empty (an empty key signs nothing)")
     for index, key in enumerate(config.security.previous_keys):

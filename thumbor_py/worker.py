@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from thumbor_py import allocator
 from thumbor_py.acceptor import Acceptor, Siblings
 from thumbor_py.app import create_app
 from thumbor_py.config import Config
@@ -33,8 +34,11 @@ def run_worker(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve on ``listener`` until SIGTERM/SIGINT; ``ready`` is called once serving."""
+    tuned = allocator.tune(
+        config.server.malloc_retain_bytes, arenas=config.server.render_threads + 2
+    )
     with asyncio.Runner(loop_factory=loop_factory(config.server.event_loop)) as runner:
-        runner.run(_serve(config, listener, siblings, ready))
+        runner.run(_serve(config, listener, siblings, ready, tuned))
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -65,6 +69,7 @@ async def _serve(
     listener: socket.socket,
     siblings: Siblings | None,
     ready: Callable[[], None] | None,
+    tuned: bool,
 ) -> None:
     settings = config.server
     app = create_app(config)
@@ -94,11 +99,14 @@ async def _serve(
     acceptor.start(server)
     cpus = os.sched_getaffinity(0)
     log.info(
-        "worker %d serving (pid %d, %s event loop, %s)",
+        "worker %d serving (pid %d, %s event loop, %s, %s)",
         acceptor.slot,
         os.getpid(),
         config.server.event_loop,
         f"CPU {min(cpus)}" if len(cpus) == 1 else f"{len(cpus)} CPUs",
+        f"allocator keeps {settings.malloc_retain_bytes >> 20} MiB free per arena"
+        if tuned
+        else "allocator defaults",
     )
     if ready is not None:
         ready()
