@@ -9,9 +9,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    # glibc keeps one malloc arena per thread; cap it so RSS stays flat under load
-    MALLOC_ARENA_MAX=2
+    PYTHONUNBUFFERED=1
 RUN useradd --create-home --uid 10001 thumbor
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels

@@ -104,7 +104,7 @@ async def _serve(
         os.getpid(),
         config.server.event_loop,
         f"CPU {min(cpus)}" if len(cpus) == 1 else f"{len(cpus)} CPUs",
-        f"allocator keeps {settings.malloc_retain_bytes >> 20} MiB free per arena"
+        f"allocator keeps {settings.malloc_retain_bytes / 2**20:g} MiB free per arena"
         if tuned
         else "allocator defaults",
     )
