@@ -143,6 +143,16 @@ def test_wrong_types_and_values_name_the_key_path(data: dict[str, Any], path: st
             id="unsafe-from-env",
         ),
         pytest.param(
+            {"THUMBOR_PY_REPOSITORY_METADATA_URI": "mongodb://u:p@db/"},
+            lambda c: c.repository.metadata.uri == "mongodb://u:p@db/",
+            id="subsection-secret",
+        ),
+        pytest.param(
+            {"THUMBOR_PY_REPOSITORY_METADATA_TIMEOUT_MS": "500"},
+            lambda c: c.repository.metadata.timeout_ms == 500,
+            id="subsection-int",
+        ),
+        pytest.param(
             {"THUMBOR_PY_UNRELATED": "x", "OTHER": "y"},
             lambda c: c.security.key == "k",
             id="ignored",

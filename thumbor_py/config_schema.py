@@ -63,7 +63,7 @@ def _apply_named_env(data: dict[str, object], env: Mapping[str, str]) -> dict[st
 
 
 def _set_in(
-    mapping: Mapping[str, object], path: tuple[str, ...], value: str, where: str
+    mapping: Mapping[str, object], path: tuple[str, ...], value: object, where: str
 ) -> dict[str, object]:
     head, *rest = path
     updated = dict(mapping)
@@ -165,39 +165,52 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def env_fields(root: type) -> dict[str, tuple[str, str, Any]]:
-    """Every ``THUMBOR_PY_<SECTION>_<KEY>`` name of ``root``'s sections: its section, field
-    and field type (plugin sections are left out: their settings belong to the plugin)."""
-    fields: dict[str, tuple[str, str, Any]] = {}
-    for section, section_type in typing.get_type_hints(root).items():
-        if not isinstance(section_type, type) or not dataclasses.is_dataclass(section_type):
-            continue
-        if {field.name for field in dataclasses.fields(section_type)} == {"use", "settings"}:
-            continue
+def env_fields(root: type) -> dict[str, tuple[tuple[str, ...], Any]]:
+    """Every ``THUMBOR_PY_<SECTION>_<KEY>`` name of ``root``'s sections, and
+    ``THUMBOR_PY_<SECTION>_<SUBSECTION>_<KEY>`` for a section's own sections (such as
+    ``repository.metadata``): its key path and field type. Plugin sections are left out:
+    their settings belong to the plugin."""
+    fields: dict[str, tuple[tuple[str, ...], Any]] = {}
+
+    def walk(section_type: type, path: tuple[str, ...]) -> None:
         hints = typing.get_type_hints(section_type)
         for field in dataclasses.fields(section_type):
-            name = f"{ENV_PREFIX}{section}_{field.name}".upper()
-            fields[name] = (section, field.name, hints[field.name])
+            field_path, field_type = (*path, field.name), hints[field.name]
+            if _is_section(field_type):
+                walk(field_type, field_path)
+            else:
+                fields[f"{ENV_PREFIX}{'_'.join(field_path)}".upper()] = (field_path, field_type)
+
+    for section, section_type in typing.get_type_hints(root).items():
+        if _is_section(section_type):
+            walk(section_type, (section,))
     return fields
 
 
+def _is_section(tp: Any) -> bool:
+    """A dataclass of settings, other than a plugin's ``use`` + ``settings``."""
+    if not isinstance(tp, type) or not dataclasses.is_dataclass(tp):
+        return False
+    return {field.name for field in dataclasses.fields(tp)} != {"use", "settings"}
+
+
 def apply_env(root: type, data: dict[str, object], env: Mapping[str, str]) -> dict[str, object]:
-    """Overlay ``THUMBOR_PY_<SECTION>_<KEY>`` variables onto scalar fields of each section
-    of ``root``, then the secrets with names of their own (``NAMED_ENV``)."""
+    """Overlay ``THUMBOR_PY_<SECTION>_<KEY>`` variables (see :func:`env_fields`) onto the
+    scalar fields of ``root``'s sections, then the secrets with names of their own
+    (``NAMED_ENV``)."""
     fields = env_fields(root)
     warn_unknown_env(env, fields)
-    for name, (section, field_name, field_type) in fields.items():
+    for name, ((section, *path), field_type) in fields.items():
         if name not in env:
             continue
         raw = env[name]
         if raw == "" and _is_optional_str(field_type):
             continue  # ``KEY=`` (an empty compose default) means "not set", never an empty key
         section_data = data.get(section) or {}
-        if not isinstance(section_data, dict):
+        if not isinstance(section_data, Mapping):
             raise ConfigError(f"{section}: expected a mapping, got {_kind(section_data)}")
-        section_data = dict(section_data)
-        section_data[field_name] = raw if _is_str_field(field_type) else _env_value(raw, name)
-        data[section] = section_data
+        value = raw if _is_str_field(field_type) else _env_value(raw, name)
+        data[section] = _set_in(section_data, tuple(path), value, section)
     return _apply_named_env(data, env)
 
 
