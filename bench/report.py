@@ -84,10 +84,11 @@ def table(rows: list[Row], *, duration: float, cpus: int) -> None:
     print(
         "\nEvery request is a different URL (the output size varies by a pixel), no result "
         "storage, thumbor-py's master cache off (srcset: on, one pass of its 100 URLs per "
-        "server). CPU ms/req: user+system CPU of all server processes / 200 answers. "
-        "CPU vs Pillow: thumbor-py's CPU per request / raw Pillow's in-process CPU per "
-        "operation (srcset: the limit of a cold pass, one decode per source and one resize "
-        "and encode per width, bench/srcset_limit.py)."
+        "server). CPU ms/req: user+system CPU of all server processes / answers. "
+        "raw Pillow: the same operation by Pillow alone, in-process, averaged over 16 of the "
+        "output sizes the servers render (srcset: the limit of a cold pass, one decode per "
+        "source and one resize and encode per width, bench/srcset_limit.py). CPU vs Pillow: "
+        "thumbor-py's CPU per request / raw Pillow's."
     )
 
 

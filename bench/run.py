@@ -39,6 +39,8 @@ from bench.workloads import Workload, workloads
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 CPUS = len(os.sched_getaffinity(0))
+# Output sizes each workload cycles through (Workload.distinct): every URL a different size.
+DISTINCT = 256
 
 
 @dataclass
@@ -103,7 +105,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="thumbor-bench-") as temp:
         work = Path(temp)
         if "compare" not in skip:
-            raw = {w.name: _raw_ms(w, folder, 3 if args.quick else 9) for w in chosen}
+            raw = {w.name: _raw_ms(w, folder, 4 if args.quick else 16) for w in chosen}
             rows = _compare(chosen, raw, folder, work, venv, args, duration)
             report.table(rows, duration=duration, cpus=CPUS)
         if "balance" not in skip:
@@ -135,7 +137,7 @@ def _compare(
     for workload in chosen:
         distinct = Workload(
             workload.name,
-            workload.distinct(256),
+            workload.distinct(DISTINCT),
             workload.raw,
             workload.note,
             workload.result_storage,
@@ -219,25 +221,21 @@ def _timed(
     return Measured(stats, 1000 * cpu / max(stats.ok, 1), cpu / max(stats.elapsed, 1e-9))
 
 
-def _raw_ms(workload: Workload, folder: Path, repeats: int) -> float | None:
-    """Median CPU milliseconds of the raw-Pillow operation, in this process."""
+def _raw_ms(workload: Workload, folder: Path, sizes: int) -> float | None:
+    """Mean CPU milliseconds of the raw-Pillow operation, in this process, over ``sizes``
+    output sizes spread evenly across the ``DISTINCT`` ones the servers are sent."""
     if workload.name.startswith("srcset"):
         # The limit of a cold pass: one decode per source, one resize and encode per width.
         return min(srcset_limit.raw_ms(folder), srcset_limit.renderer_ms(folder))
     if workload.raw is None:
         return None
     source = folder / workload.paths[0].rsplit("/", 1)[-1]
-    return _cpu_ms(partial(workload.raw, source), repeats)
-
-
-def _cpu_ms(function: Callable[[], object], repeats: int) -> float:
-    function()
-    samples = []
-    for _ in range(repeats):
-        started = time.process_time()
-        function()
-        samples.append(time.process_time() - started)
-    return 1000 * sorted(samples)[len(samples) // 2]
+    workload.raw(source, 0)  # imports and first-call costs
+    extras = range(0, DISTINCT, max(DISTINCT // sizes, 1))
+    started = time.process_time()
+    for extra in extras:
+        workload.raw(source, extra)
+    return 1000 * (time.process_time() - started) / len(extras)
 
 
 def _worker_model(folder: Path, work: Path, args: argparse.Namespace, duration: float) -> None:

@@ -2,7 +2,9 @@
 
 The raw-Pillow versions are what a careful programmer would write by hand for that one URL
 (JPEG draft, one resize with ``reducing_gap``, the same encoder settings as Thumbor's
-defaults); they are the floor the servers are compared with.
+defaults); they are the floor the servers are compared with. Each takes the source file and
+how many pixels :meth:`Workload.distinct` grew the URL's size by, so the floor is measured
+over the same output sizes the servers render.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bench.images import SRCSET_COUNT
 
 LANCZOS = Image.Resampling.LANCZOS
 SRCSET_WIDTHS = (320, 640, 960, 1280, 1920)
-RawOp = Callable[[Path], bytes]
+RawOp = Callable[[Path, int], bytes]  # (source, pixels grown): the encoded output
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,12 @@ def _grow(path: str, extra: int) -> str:
     raise ValueError(f"no size in {path}")
 
 
+def grown(size: tuple[int, int], extra: int) -> tuple[int, int]:
+    """``size`` with its first non-zero dimension grown by ``extra``, as :func:`_grow` does
+    to a URL."""
+    return (size[0] + extra, size[1]) if size[0] else (size[0], size[1] + extra)
+
+
 def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=80, optimize=True, progressive=True)
@@ -84,7 +92,7 @@ def _cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     width, height = image.size
     scale = max(size[0] / width, size[1] / height)
     box_w, box_h = size[0] / scale, size[1] / scale
-    left, top = (width - box_w) / 2, (height - box_h) / 2
+    left, top = max((width - box_w) / 2, 0.0), max((height - box_h) / 2, 0.0)  # no -1e-14
     return image.resize(size, LANCZOS, box=(left, top, left + box_w, top + box_h), reducing_gap=3)
 
 
@@ -95,8 +103,9 @@ def _opened(path: Path, size: tuple[int, int] | None = None) -> Image.Image:
     return image
 
 
-def crop_jpeg(size: tuple[int, int]) -> RawOp:
-    def run(path: Path) -> bytes:
+def crop_jpeg(base: tuple[int, int]) -> RawOp:
+    def run(path: Path, extra: int) -> bytes:
+        size = grown(base, extra)
         image = _opened(path)
         scale = max(size[0] / image.size[0], size[1] / image.size[1])
         need = (round(image.size[0] * scale), round(image.size[1] * scale))
@@ -106,8 +115,9 @@ def crop_jpeg(size: tuple[int, int]) -> RawOp:
     return run
 
 
-def fit_jpeg(box: tuple[int, int]) -> RawOp:
-    def run(path: Path) -> bytes:
+def fit_jpeg(base: tuple[int, int]) -> RawOp:
+    def run(path: Path, extra: int) -> bytes:
+        box = grown(base, extra)
         image = _opened(path)
         scale = min(box[0] / image.size[0], box[1] / image.size[1])
         size = (round(image.size[0] * scale), round(image.size[1] * scale))
@@ -117,49 +127,42 @@ def fit_jpeg(box: tuple[int, int]) -> RawOp:
     return run
 
 
-def width_jpeg(width: int) -> RawOp:
-    def run(path: Path) -> bytes:
-        image = _opened(path)
-        size = (width, round(image.size[1] * width / image.size[0]))
-        image.draft("RGB", size)
-        return _jpeg(image.resize(size, LANCZOS, reducing_gap=3))
-
-    return run
-
-
-def webp_500(path: Path) -> bytes:
+def webp_500(path: Path, extra: int) -> bytes:
     image = _opened(path)
-    size = (500, round(image.size[1] * 500 / image.size[0]))
+    width = 500 + extra
+    size = (width, round(image.size[1] * width / image.size[0]))
     image.draft("RGB", size)
     out = io.BytesIO()
     image.resize(size, LANCZOS, reducing_gap=3).save(out, "WEBP", quality=80, method=4)
     return out.getvalue()
 
 
-def blur_200(path: Path) -> bytes:
-    image = _cover(Image.open(path), (200, 200))
+def blur_200(path: Path, extra: int) -> bytes:
+    image = _cover(Image.open(path), grown((200, 200), extra))
     return _jpeg(image.filter(ImageFilter.GaussianBlur(3)))
 
 
-def gif_100(path: Path) -> bytes:
+def gif_100(path: Path, extra: int) -> bytes:
+    size = grown((100, 100), extra)
     image = Image.open(path)
     frames = []
     for index in range(image.n_frames):
         image.seek(index)
-        frame = _cover(image.convert("RGB"), (100, 100))
+        frame = _cover(image.convert("RGB"), size)
         frames.append(frame.quantize(256, method=Image.Quantize.FASTOCTREE))
     out = io.BytesIO()
     frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
     return out.getvalue()
 
 
-def fill_png(path: Path) -> bytes:
+def fill_png(path: Path, extra: int) -> bytes:
+    box = grown((400, 400), extra)
     image = Image.open(path)
-    scale = min(400 / image.size[0], 400 / image.size[1])
+    scale = min(box[0] / image.size[0], box[1] / image.size[1])
     size = (round(image.size[0] * scale), round(image.size[1] * scale))
     resized = image.resize(size, LANCZOS, reducing_gap=3)
-    canvas = Image.new("RGBA", (400, 400), (255, 255, 255, 255))
-    canvas.paste(resized, ((400 - size[0]) // 2, (400 - size[1]) // 2))
+    canvas = Image.new("RGBA", box, (255, 255, 255, 255))
+    canvas.paste(resized, ((box[0] - size[0]) // 2, (box[1] - size[1]) // 2))
     out = io.BytesIO()
     canvas.save(out, "PNG", compress_level=6)
     return out.getvalue()
@@ -193,10 +196,3 @@ def workloads() -> list[Workload]:
             "result-storage hit", ("/unsafe/300x200/large.jpg",), None, "file", result_storage=True
         ),
     ]
-
-
-def raw_for(path: str) -> tuple[RawOp, str]:
-    """The raw-Pillow operation and source file of one srcset URL."""
-    parts = path.split("/")
-    width = int(parts[2].split("x")[0])
-    return width_jpeg(width), "/".join(parts[3:])
