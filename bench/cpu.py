@@ -81,28 +81,26 @@ def main() -> None:
             asyncio.run(run_load(server.port, warm, concurrency=args.connections, total=args.warm))
         spy = _profile(server, args.profile)
         before = server.cpu_seconds()
-        main_before = sum(_main_thread_cpu(pid) for pid in server.workers())
-        threads_before = _threads_cpu(server.pids())
+        threads_before = _threads_cpu(server)
         stats = asyncio.run(run_load(server.port, paths, concurrency=args.connections, total=total))
         cpu = server.cpu_seconds() - before
-        main = sum(_main_thread_cpu(pid) for pid in server.workers()) - main_before
-        threads = _threads_cpu(server.pids())
+        threads = _threads_cpu(server)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait()
         counts = _decode_counts(server.port)
         rss = ", ".join(f"{value:.0f}" for value in server.rss_mib())
-    print(
-        f"{workload.name}: {stats.ok}/{stats.count} ok {stats.statuses}, {stats.rate:.0f} req/s, "
-        f"server CPU {1000 * cpu / max(stats.ok, 1):.3f} ms/request "
-        f"({cpu:.2f} s over {stats.elapsed:.2f} s; event-loop threads "
-        f"{1000 * main / max(stats.ok, 1):.3f} ms/request), RSS per worker MiB: {rss}"
-    )
-    print(f"  {counts}")
     per_thread = {
         name: 1000 * (seconds - threads_before.get(name, 0.0)) / max(stats.ok, 1)
         for name, seconds in threads.items()
     }
+    print(
+        f"{workload.name}: {stats.ok}/{stats.count} ok {stats.statuses}, {stats.rate:.0f} req/s, "
+        f"server CPU {1000 * cpu / max(stats.ok, 1):.3f} ms/request "
+        f"({cpu:.2f} s over {stats.elapsed:.2f} s; event-loop threads "
+        f"{per_thread.get('main', 0.0):.3f} ms/request), RSS per worker MiB: {rss}"
+    )
+    print(f"  {counts}")
     print(
         "  CPU ms/request by thread: "
         + ", ".join(
@@ -146,21 +144,13 @@ def _decode_counts(port: int) -> str:
     return "; ".join(found)
 
 
-def _main_thread_cpu(pid: int) -> float:
-    """CPU seconds of a process's main thread (its event loop): /proc/PID/task/PID/stat."""
-    try:
-        stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / servers.TICKS
-
-
-def _threads_cpu(pids: list[int]) -> dict[str, float]:
+def _threads_cpu(server: servers.Server) -> dict[str, float]:
     """CPU seconds per thread name (digits dropped, so a pool's threads add up), every
-    thread of ``pids``; the supervisor's threads are named ``supervisor:...``."""
+    thread of the server's processes: a process's first thread is ``main`` (a worker's event
+    loop), and a supervisor's threads are named ``supervisor:...``."""
+    workers = set(server.workers())
     found: dict[str, float] = {}
-    for index, pid in enumerate(pids):
+    for pid in server.pids():
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
@@ -171,7 +161,7 @@ def _threads_cpu(pids: list[int]) -> dict[str, float]:
             except OSError:
                 continue
             name = stat[stat.index("(") + 1 : stat.rindex(")")].rstrip("0123456789_-")
-            name = ("supervisor:" if index == 0 and len(pids) > 1 else "") + (
+            name = ("" if pid in workers else "supervisor:") + (
                 "main" if task == str(pid) else name
             )
             fields = stat[stat.rindex(")") + 2 :].split()

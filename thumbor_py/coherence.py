@@ -48,7 +48,7 @@ from thumbor_py.errors import (
     StorageUnavailableError,
     ThumborPyError,
 )
-from thumbor_py.plugins import Loader
+from thumbor_py.plugins import Loader, offers
 
 log = logging.getLogger("thumbor_py.coherence")
 K = TypeVar("K")
@@ -172,7 +172,7 @@ class Coherence:
     def identity(self, source: str) -> str:
         """The canonical identity of ``source`` (the source itself when the loader has none)."""
         loader = _loader_for(self._loader, source)
-        if _identifying(type(loader)):
+        if offers(type(loader), "identity"):
             return cast(Identifying, loader).identity(source)
         return source
 
@@ -362,18 +362,6 @@ def _remember(table: OrderedDict[K, V], key: K, value: V) -> None:
     table.move_to_end(key)
     while len(table) > _REMEMBERED:
         table.popitem(last=False)
-
-
-_IDENTIFYING: dict[type[object], bool] = {}
-
-
-def _identifying(kind: type[object]) -> bool:
-    """Whether loaders of ``kind`` are :class:`Identifying`, looked up once per class: the
-    protocol check costs about 7 µs, once per request on the event loop."""
-    known = _IDENTIFYING.get(kind)
-    if known is None:
-        known = _IDENTIFYING[kind] = callable(getattr(kind, "identity", None))
-    return known
 
 
 def _loader_for(loader: Loader, source: str) -> object:

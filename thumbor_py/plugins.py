@@ -280,3 +280,16 @@ def check_coroutines(plugin: object, protocol: type[Any], *, key: str, spec: str
             raise ConfigError(
                 f"{key}: {spec!r} must define {name}() with 'async def' ({protocol.__name__})"
             )
+
+
+_OFFERS: dict[tuple[type, str], bool] = {}
+
+
+def offers(kind: type, method: str) -> bool:
+    """Whether plugins of class ``kind`` offer ``method`` (an optional protocol such as
+    ``read_blocking`` or ``identity``), looked up once per class: ``isinstance`` against a
+    runtime-checkable protocol costs several µs, and the hot path asks once per request."""
+    found = _OFFERS.get((kind, method))
+    if found is None:
+        found = _OFFERS[kind, method] = callable(getattr(kind, method, None))
+    return found

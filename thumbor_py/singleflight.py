@@ -78,13 +78,10 @@ class SingleFlight(Generic[K, T]):
     async def _lead(self, key: K, future: Future[T], make: Callable[[], Awaitable[T]]) -> T:
         try:
             value = await make()
-        except asyncio.CancelledError:
+        except BaseException as exc:  # joined callers re-raise it, or start over if cancelled
+            abandoned = isinstance(exc, asyncio.CancelledError)
             self._forget(key)
-            future.set_exception(_Abandoned())
-            raise
-        except BaseException as exc:  # every caller that joined re-raises it
-            self._forget(key)
-            future.set_exception(exc)
+            future.set_exception(_Abandoned() if abandoned else exc)
             raise
         self._forget(key)
         future.set_result(value)

@@ -17,7 +17,7 @@ from typing import TypeVar, cast
 from thumbor_py import metrics
 from thumbor_py.errors import HttpError
 from thumbor_py.imaging.master import PixelSource
-from thumbor_py.plugins import BlockingLoader, Loader, Source
+from thumbor_py.plugins import BlockingLoader, Loader, Source, offers
 from thumbor_py.routing import RoutingLoader
 
 T = TypeVar("T")
@@ -27,15 +27,9 @@ def blocking_read(loader: Loader, name: str) -> Callable[[], Source] | None:
     """A blocking read of ``name`` for a render thread, when its loader offers one."""
     if isinstance(loader, RoutingLoader):
         loader = loader.loader_for(name)
-    if _blocking(type(loader)):
+    if offers(type(loader), "read_blocking"):
         return functools.partial(cast(BlockingLoader, loader).read_blocking, name)
     return None
-
-
-@functools.cache
-def _blocking(kind: type[object]) -> bool:
-    """Whether loaders of ``kind`` offer ``read_blocking`` (a protocol check costs µs)."""
-    return callable(getattr(kind, "read_blocking", None))
 
 
 def read_then(
